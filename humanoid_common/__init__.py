@@ -1,0 +1,1 @@
+"""Helpers shared by the humanoid_stack nodes: QoS, images, diagnostics, time sync."""
