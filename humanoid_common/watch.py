@@ -1,0 +1,169 @@
+"""Subscriptions and publishers that watch their deadline and QoS compatibility (DESIGN §3).
+
+Every node creates its topics through these so that deadline misses are counted the same way
+everywhere (for /diagnostics and for the node's own reaction), and a QoS mismatch, which would
+otherwise silently deliver nothing, is logged as a warning a person can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rclpy.node import Node
+from rclpy.qos import qos_policy_name_from_kind
+
+try:  # Jazzy and newer
+    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
+
+from humanoid_common.qos import QosConfig, TopicQos
+
+
+@dataclass
+class TopicHealth:
+    """Counters of one topic endpoint, read by diagnostics and by node logic."""
+
+    topic: str
+    deadline_ms: float
+    messages: int = 0
+    deadline_misses: int = 0
+    incompatible_qos: int = 0
+    last_message_ns: int | None = None  # node clock (sim time when use_sim_time is set)
+
+
+def _describe(qos: TopicQos) -> str:
+    deadline = f", deadline {qos.deadline_ms:g} ms" if qos.deadline_ms else ""
+    return f"{qos.reliability}, {qos.durability}, depth {qos.depth}{deadline}"
+
+
+class WatchedSubscription:
+    """A subscription with deadline counting and incompatible-QoS warnings.
+
+    Our own topics use the DDS deadline (rclpy's deadline-missed event). Topics marked `external`
+    in qos.yaml request no DDS deadline (see TopicQos.profile) and are watched by a timer here:
+    each whole deadline period without a message, after the first one, counts one miss, as DDS does.
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        msg_type: Any,
+        topic: str,
+        callback: Callable[[Any], None],
+        qos: QosConfig,
+        *,
+        on_deadline_missed: Callable[[TopicHealth], None] | None = None,
+        raw: bool = False,
+        callback_group: Any = None,
+    ) -> None:
+        self._node = node
+        self._callback = callback
+        self._on_deadline_missed = on_deadline_missed
+        self.qos = qos[topic]
+        self.health = TopicHealth(topic, self.qos.deadline_ms)
+        self._counted_periods = 0
+        local_watch = self.qos.external and self.qos.deadline_ms > 0
+        events = SubscriptionEventCallbacks(
+            deadline=None if local_watch or not self.qos.deadline_ms else self._dds_deadline_missed,
+            incompatible_qos=self._incompatible,
+        )
+        self.subscription = node.create_subscription(
+            msg_type,
+            topic,
+            self._on_message,
+            self.qos.profile(for_subscription=True),
+            event_callbacks=events,
+            raw=raw,
+            callback_group=callback_group,
+        )
+        self._timer = None
+        if local_watch:
+            self._timer = node.create_timer(
+                self.qos.deadline_ms / 4000.0, self._check_deadline, callback_group=callback_group
+            )
+
+    def _now_ns(self) -> int:
+        return self._node.get_clock().now().nanoseconds
+
+    def _on_message(self, msg: Any) -> None:
+        self.health.messages += 1
+        self.health.last_message_ns = self._now_ns()
+        self._counted_periods = 0
+        self._callback(msg)
+
+    def _missed(self, count: int) -> None:
+        self.health.deadline_misses += count
+        if self._on_deadline_missed:
+            self._on_deadline_missed(self.health)
+
+    def _dds_deadline_missed(self, info: Any) -> None:
+        self._missed(info.total_count_change)
+
+    def _check_deadline(self) -> None:
+        last = self.health.last_message_ns
+        if last is None:
+            return
+        periods = int((self._now_ns() - last) // (self.qos.deadline_ms * 1e6))
+        if periods > self._counted_periods:
+            new = periods - self._counted_periods
+            self._counted_periods = periods
+            self._missed(new)
+
+    def _incompatible(self, info: Any) -> None:
+        policy = qos_policy_name_from_kind(info.last_policy_kind)
+        self._node.get_logger().warning(
+            f"'{self.subscription.topic_name}': a publisher offers QoS incompatible with this "
+            f"subscription ({policy} policy), so none of its messages arrive. This subscription "
+            f"requests {_describe(self.qos)}; make the publisher match or change config/qos.yaml."
+        )
+        self.health.incompatible_qos = info.total_count
+
+    def age_s(self) -> float | None:
+        """Seconds since the last message (node clock), None before the first."""
+        if self.health.last_message_ns is None:
+            return None
+        return (self._now_ns() - self.health.last_message_ns) / 1e9
+
+    def destroy(self) -> None:
+        if self._timer is not None:
+            self._node.destroy_timer(self._timer)
+        self._node.destroy_subscription(self.subscription)
+
+
+class WatchedPublisher:
+    """A publisher that counts offered-deadline misses and warns about incompatible subscribers."""
+
+    def __init__(self, node: Node, msg_type: Any, topic: str, qos: QosConfig, *, callback_group: Any = None):
+        self._node = node
+        self.qos = qos[topic]
+        self.health = TopicHealth(topic, self.qos.deadline_ms)
+        events = PublisherEventCallbacks(
+            deadline=self._deadline_missed if self.qos.deadline_ms else None,
+            incompatible_qos=self._incompatible,
+        )
+        self.publisher = node.create_publisher(
+            msg_type, topic, self.qos.profile(), event_callbacks=events, callback_group=callback_group
+        )
+
+    def publish(self, msg: Any) -> None:
+        self.publisher.publish(msg)
+        self.health.messages += 1
+        self.health.last_message_ns = self._node.get_clock().now().nanoseconds
+
+    def _deadline_missed(self, info: Any) -> None:
+        self.health.deadline_misses += info.total_count_change
+
+    def _incompatible(self, info: Any) -> None:
+        policy = qos_policy_name_from_kind(info.last_policy_kind)
+        self._node.get_logger().warning(
+            f"'{self.publisher.topic_name}': a subscriber requests QoS incompatible with this "
+            f"publisher ({policy} policy) and receives nothing. This publisher offers "
+            f"{_describe(self.qos)}; make the subscriber match or change config/qos.yaml."
+        )
+        self.health.incompatible_qos = info.total_count
+
+    def destroy(self) -> None:
+        self._node.destroy_publisher(self.publisher)

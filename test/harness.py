@@ -1,0 +1,129 @@
+"""Test harness: real rclpy nodes in this process or in separate processes, bounded waits.
+
+Used through the fixtures of conftest.py (`ros`, `processes`); importable by any test module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.01) -> Any:
+    """Poll until predicate() is truthy; fail the test with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+class RosHarness:
+    """A private rclpy context with an executor spinning in a background thread."""
+
+    def __init__(self) -> None:
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self._nodes: list[Node] = []
+        self._thread = threading.Thread(target=self._spin, name="ros-harness", daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except rclpy.executors.ExternalShutdownException:
+                return
+
+    def node(self, name: str, **kwargs: Any) -> Node:
+        """Create a plain node on this context and spin it."""
+        return self.add(rclpy.create_node(name, context=self.context, **kwargs))
+
+    def add(self, node: Node) -> Node:
+        """Spin a node created on this context (e.g. one of the suite's nodes)."""
+        self._nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def collect(self, msg_type: Any, topic: str, qos: QoSProfile | int = 10, **kwargs: Any) -> list[Any]:
+        """Subscribe on a helper node; the returned list fills with received messages."""
+        received: list[Any] = []
+        helper = self.node(f"collector_{len(self._nodes)}")
+        helper.create_subscription(msg_type, topic, received.append, qos, **kwargs)
+        return received
+
+    def wait_for_topic(self, topic: str, timeout: float = 10.0, publishers: int = 1) -> None:
+        """Wait until `publishers` publishers of `topic` are visible in the graph."""
+        probe = self._nodes[0] if self._nodes else self.node("graph_probe")
+        wait_for(lambda: probe.count_publishers(topic) >= publishers, timeout, f"a publisher of {topic}")
+
+    def shutdown(self) -> None:
+        for node in self._nodes:
+            self.executor.remove_node(node)
+            node.destroy_node()
+        self.context.try_shutdown()
+        self._thread.join(timeout=5)
+        self.executor.shutdown(timeout_sec=1)
+
+
+class ProcessGroup:
+    """Child processes started from this venv's Python, each in its own session, always reaped."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self._procs: list[tuple[subprocess.Popen, Path]] = []
+
+    def start(self, args: Sequence[str], name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start `python args...` (a module with -m, or a script path) with the test environment."""
+        log = self.log_dir / f"{name}.log"
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._procs.append((proc, log))
+        return proc
+
+    def log(self, proc: subprocess.Popen) -> str:
+        return next(path for p, path in self._procs if p is proc).read_text(errors="replace")
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 10.0) -> int:
+        """SIGINT (a clean ROS shutdown), then SIGKILL of the whole group if it lingers."""
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        return proc.returncode
+
+    def stop_all(self) -> None:
+        for proc, _ in self._procs:
+            self.stop(proc)
+        for proc, _ in self._procs:
+            with contextlib.suppress(ProcessLookupError):  # nothing of the group may outlive the test
+                os.killpg(proc.pid, signal.SIGKILL)
