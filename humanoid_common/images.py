@@ -1,0 +1,285 @@
+"""sensor_msgs/Image and CompressedImage <-> numpy, without cv_bridge.
+
+Decoding a raw ``Image`` returns a view on ``msg.data`` whenever no byte swap is needed (row padding is
+stripped by slicing, not copying), so the array aliases the message buffer: copy it before keeping it
+beyond the message's lifetime or writing to it. Encoding builds ``Image.data`` from bytes, never from a
+Python list (hundreds of times slower for camera-sized images).
+
+Supported raw encodings: rgb8, bgr8, rgba8, bgra8, mono8, mono16, 16UC1, 32FC1, and the generic
+aliases 8UC1, 8UC3, 8UC4 (one, three and four uint8 channels; 8UC3/8UC4 are treated as BGR/BGRA).
+"""
+
+from __future__ import annotations
+
+import array as pyarray
+import sys
+from typing import Any, NamedTuple
+
+import cv2
+import numpy as np
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+__all__ = [
+    "MAX_IMAGE_DIM",
+    "SUPPORTED_ENCODINGS",
+    "ImageFormatError",
+    "compressed_to_numpy",
+    "image_to_numpy",
+    "numpy_to_compressed",
+    "numpy_to_image",
+    "to_bgr8",
+]
+
+#: Largest accepted width or height in pixels; anything bigger is treated as a corrupt message.
+MAX_IMAGE_DIM = 8192
+
+
+class ImageFormatError(ValueError):
+    """An image message or array does not match its declared encoding, or is malformed."""
+
+
+class _Layout(NamedTuple):
+    dtype: np.dtype[Any]
+    channels: int
+
+
+_U8 = np.dtype(np.uint8)
+_U16 = np.dtype(np.uint16)
+_F32 = np.dtype(np.float32)
+
+_LAYOUTS: dict[str, _Layout] = {
+    "rgb8": _Layout(_U8, 3),
+    "bgr8": _Layout(_U8, 3),
+    "rgba8": _Layout(_U8, 4),
+    "bgra8": _Layout(_U8, 4),
+    "mono8": _Layout(_U8, 1),
+    "mono16": _Layout(_U16, 1),
+    "16UC1": _Layout(_U16, 1),
+    "32FC1": _Layout(_F32, 1),
+    "8UC1": _Layout(_U8, 1),
+    "8UC3": _Layout(_U8, 3),
+    "8UC4": _Layout(_U8, 4),
+}
+
+SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUTS)
+
+# cv2.cvtColor codes turning each 8-bit encoding into BGR; None means "already BGR".
+_TO_BGR: dict[str, int | None] = {
+    "bgr8": None,
+    "8UC3": None,
+    "rgb8": cv2.COLOR_RGB2BGR,
+    "rgba8": cv2.COLOR_RGBA2BGR,
+    "bgra8": cv2.COLOR_BGRA2BGR,
+    "8UC4": cv2.COLOR_BGRA2BGR,
+    "mono8": cv2.COLOR_GRAY2BGR,
+    "8UC1": cv2.COLOR_GRAY2BGR,
+}
+
+_NATIVE_BIG_ENDIAN = sys.byteorder == "big"
+
+
+def _layout(encoding: str) -> _Layout:
+    try:
+        return _LAYOUTS[encoding]
+    except KeyError:
+        raise ImageFormatError(
+            f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+        ) from None
+
+
+def _check_dims(width: int, height: int, max_dim: int) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageFormatError(f"image has zero size: width={width}, height={height}")
+    if width > max_dim or height > max_dim:
+        raise ImageFormatError(
+            f"image size {width}x{height} exceeds the limit of {max_dim} pixels per side "
+            "(corrupt message? raise max_dim if this is intended)"
+        )
+
+
+def _byte_view(data: Any) -> memoryview:
+    """A flat, contiguous byte view of ``data`` (array.array, bytes, bytearray, memoryview, ndarray)."""
+    view = memoryview(data)
+    if not view.c_contiguous:
+        view = memoryview(view.tobytes())
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view
+
+
+def _to_byte_array(arr: np.ndarray) -> pyarray.array[int]:
+    """Copy ``arr``'s bytes once into the ``array.array('B')`` that message ``data`` fields hold.
+
+    The message stores an ``array.array('B')`` as is; bytes or lists would be converted (and, with
+    field checks on, validated element by element).
+    """
+    buf = pyarray.array("B")
+    buf.frombytes(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
+    return buf
+
+
+def image_to_numpy(msg: Image, *, max_dim: int = MAX_IMAGE_DIM) -> np.ndarray:
+    """Decode a ``sensor_msgs/Image`` into an array of shape (H, W) or (H, W, C), native byte order.
+
+    Row padding (``step`` larger than a row) is stripped and big-endian data is byte-swapped. Without a
+    byte swap the result is a view on ``msg.data`` (no copy). Raises ``ImageFormatError`` on an
+    unsupported encoding, zero or oversized dimensions, a ``step`` shorter than a row, or a data length
+    different from ``step * height``.
+    """
+    layout = _layout(msg.encoding)
+    width, height, step = int(msg.width), int(msg.height), int(msg.step)
+    _check_dims(width, height, max_dim)
+    row_bytes = width * layout.channels * layout.dtype.itemsize
+    if step < row_bytes:
+        raise ImageFormatError(
+            f"step {step} is smaller than one row of {msg.encoding} image of width {width} "
+            f"({row_bytes} bytes)"
+        )
+    data = _byte_view(msg.data)
+    if data.nbytes != step * height:
+        raise ImageFormatError(
+            f"data length {data.nbytes} does not match step*height = {step}*{height} = {step * height}"
+        )
+
+    big_endian = bool(msg.is_bigendian) and layout.dtype.itemsize > 1
+    wire_dtype = layout.dtype.newbyteorder(">" if big_endian else "<") if layout.dtype.itemsize > 1 else _U8
+    rows = np.frombuffer(data, dtype=np.uint8).reshape(height, step)[:, :row_bytes]
+    pixels = rows.view(wire_dtype)
+    if not wire_dtype.isnative:
+        pixels = pixels.astype(layout.dtype)
+    if layout.channels == 1:
+        return pixels
+    return pixels.reshape(height, width, layout.channels)
+
+
+def _check_array(arr: np.ndarray, encoding: str, max_dim: int) -> tuple[np.ndarray, _Layout]:
+    """Check ``arr`` against ``encoding``; return it as (H, W, C) in native byte order."""
+    layout = _layout(encoding)
+    if arr.ndim == 2 and layout.channels == 1:
+        arr = arr[:, :, np.newaxis]
+    if arr.ndim != 3 or arr.shape[2] != layout.channels:
+        expected = "(H, W) or (H, W, 1)" if layout.channels == 1 else f"(H, W, {layout.channels})"
+        raise ImageFormatError(f"array of shape {arr.shape} does not fit {encoding}: expected {expected}")
+    if arr.dtype.newbyteorder("=") != layout.dtype:
+        raise ImageFormatError(f"array dtype {arr.dtype} does not fit {encoding}: expected {layout.dtype}")
+    if not arr.dtype.isnative:
+        arr = arr.astype(layout.dtype)
+    _check_dims(arr.shape[1], arr.shape[0], max_dim)
+    return arr, layout
+
+
+def numpy_to_image(
+    array: np.ndarray, encoding: str, header: Header | None = None, *, max_dim: int = MAX_IMAGE_DIM
+) -> Image:
+    """Build a ``sensor_msgs/Image`` from an array matching ``encoding`` (dtype and channel count).
+
+    ``step`` is ``width * channels * itemsize`` (no padding); data is native byte order.
+    ``header`` (a ``std_msgs/Header``) is attached as given when not None.
+    """
+    arr, layout = _check_array(np.asarray(array), encoding, max_dim)
+    height, width = arr.shape[:2]
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height = height
+    msg.width = width
+    msg.encoding = encoding
+    msg.is_bigendian = int(_NATIVE_BIG_ENDIAN)
+    msg.step = width * layout.channels * layout.dtype.itemsize
+    msg.data = _to_byte_array(arr)
+    return msg
+
+
+def to_bgr8(array: np.ndarray, encoding: str) -> np.ndarray:
+    """Return an 8-bit colour/mono image as (H, W, 3) uint8 BGR, for models and drawing.
+
+    bgr8/8UC3 input is returned as is (no copy). 16-bit and float encodings (mono16, 16UC1, 32FC1) are
+    depth-like data, not colour: they raise ``ImageFormatError`` rather than being silently rescaled.
+    """
+    _layout(encoding)
+    if encoding not in _TO_BGR:
+        raise ImageFormatError(
+            f"{encoding} is not a colour image; to_bgr8 accepts {', '.join(_TO_BGR)} "
+            "(normalise depth/16-bit data explicitly before drawing)"
+        )
+    arr, _ = _check_array(np.asarray(array), encoding, sys.maxsize)
+    code = _TO_BGR[encoding]
+    if code is None:
+        return arr
+    return cv2.cvtColor(arr, code)
+
+
+_COMPRESSED_FORMATS = {"jpeg": ".jpg", "jpg": ".jpg", "png": ".png"}
+_DECODE_ENCODINGS = ("bgr8", "rgb8", "mono8", "mono16")
+
+
+def numpy_to_compressed(
+    array: np.ndarray,
+    encoding: str,
+    fmt: str = "jpeg",
+    quality: int = 90,
+    header: Header | None = None,
+) -> CompressedImage:
+    """Encode an array as a ``sensor_msgs/CompressedImage`` (``fmt`` "jpeg" or "png").
+
+    Colour input is stored as BGR, mono8 as grayscale. PNG also takes mono16/16UC1 losslessly; JPEG
+    accepts 8-bit only. ``quality`` (1-100) applies to JPEG; PNG uses OpenCV's default compression.
+    ``format`` follows image_transport's convention, e.g. "rgb8; jpeg compressed bgr8".
+    """
+    key = fmt.lower()
+    if key not in _COMPRESSED_FORMATS:
+        raise ImageFormatError(f"unsupported compressed format {fmt!r}; supported: jpeg, png")
+    if not 1 <= quality <= 100:
+        raise ImageFormatError(f"JPEG quality must be in 1..100, got {quality}")
+    arr, layout = _check_array(np.asarray(array), encoding, MAX_IMAGE_DIM)
+    if layout.channels == 1 and layout.dtype == _U8:
+        payload, stored = arr[:, :, 0], "mono8"
+    elif layout.channels == 1 and layout.dtype == _U16 and key == "png":
+        payload, stored = arr[:, :, 0], "mono16"
+    elif encoding in _TO_BGR:
+        payload, stored = to_bgr8(arr, encoding), "bgr8"
+    else:
+        raise ImageFormatError(f"cannot {key}-compress {encoding} images (PNG takes mono16/16UC1)")
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if key != "png" else []
+    ok, encoded = cv2.imencode(_COMPRESSED_FORMATS[key], np.ascontiguousarray(payload), params)
+    if not ok:
+        raise ImageFormatError(f"OpenCV failed to {key}-encode a {arr.shape} {encoding} image")
+    msg = CompressedImage()
+    if header is not None:
+        msg.header = header
+    msg.format = f"{encoding}; {'jpeg' if key == 'jpg' else key} compressed {stored}"
+    msg.data = _to_byte_array(encoded)
+    return msg
+
+
+def compressed_to_numpy(msg: CompressedImage, encoding: str = "bgr8") -> np.ndarray:
+    """Decode a ``sensor_msgs/CompressedImage`` to bgr8/rgb8 (H, W, 3), mono8 or mono16 (H, W).
+
+    mono16 requires a 16-bit single-channel PNG. Raises ``ImageFormatError`` when the data is empty or
+    cannot be decoded.
+    """
+    if encoding not in _DECODE_ENCODINGS:
+        raise ImageFormatError(f"cannot decode to {encoding!r}; supported: {', '.join(_DECODE_ENCODINGS)}")
+    data = np.frombuffer(_byte_view(msg.data), dtype=np.uint8)
+    if data.size == 0:
+        raise ImageFormatError(f"compressed image (format {msg.format!r}) has no data")
+    if encoding == "mono16":
+        flags = cv2.IMREAD_UNCHANGED
+    elif encoding == "mono8":
+        flags = cv2.IMREAD_GRAYSCALE
+    else:
+        flags = cv2.IMREAD_COLOR
+    decoded = cv2.imdecode(data, flags)
+    if decoded is None:
+        raise ImageFormatError(
+            f"could not decode {data.size} bytes of compressed image (format {msg.format!r})"
+        )
+    if encoding == "mono16" and (decoded.ndim != 2 or decoded.dtype != _U16):
+        raise ImageFormatError(
+            f"compressed image (format {msg.format!r}) decodes to {decoded.dtype} with shape "
+            f"{decoded.shape}, not a 16-bit single-channel image"
+        )
+    if encoding == "rgb8":
+        return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    return decoded
