@@ -18,11 +18,18 @@ def config_dir() -> Path:
     return Path(get_package_share_directory(PACKAGE)) / "config"
 
 
+# Fast DDS 2.x (Humble, Jazzy) reads the FASTRTPS_ name only; 3.x (Kilted on) the FASTDDS_ one.
+PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+
+
 def apply_fastdds_profile() -> str:
     """Point Fast DDS at our profile (large shared-memory segment) unless the user chose one.
 
-    Must run before rclpy.init(). Returns the profile file in effect.
+    A profile the user set under either variable name is kept and given to both. Must run before
+    rclpy.init(). Returns the profile file in effect.
     """
-    if not os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE"):
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(config_dir() / "fastdds.xml")
-    return os.environ["FASTDDS_DEFAULT_PROFILES_FILE"]
+    chosen = next((os.environ[v] for v in PROFILE_VARIABLES if os.environ.get(v)), None)
+    profile = chosen or str(config_dir() / "fastdds.xml")
+    for variable in PROFILE_VARIABLES:
+        os.environ[variable] = profile
+    return profile
