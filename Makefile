@@ -13,7 +13,7 @@ RUN := env -u _ROS_WHEELS_BOOTSTRAP_COMPLETE -u LD_LIBRARY_PATH
 
 setup: $(STAMPS)/editable $(STAMPS)/assets
 
-$(STAMPS)/deps: tools/setup/bootstrap.sh requirements/ros.txt requirements/python.txt requirements/constraints.txt
+$(STAMPS)/deps: tools/setup/bootstrap.sh $(wildcard requirements/*.txt)
 	PYTHON=$(PYTHON) tools/setup/bootstrap.sh
 	@mkdir -p $(STAMPS) && touch $@
 

@@ -28,9 +28,15 @@ PY
 # Variables of another interpreter's ROS wheel bootstrap must not leak into this venv's Python.
 unset _ROS_WHEELS_BOOTSTRAP_COMPLETE LD_LIBRARY_PATH
 echo "setup: installing pinned Python requirements"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check \
-  -r "$root/requirements/ros.txt" -r "$root/requirements/python.txt" \
-  -c "$root/requirements/constraints.txt"
+# Every requirements file, except: constraints.txt (pins only), no-deps.txt (installed without
+# dependencies) and venv-*.txt (separate virtual environments, see their own scripts).
+req="$root/requirements"
+files=()
+for f in "$req"/*.txt; do
+  case "$(basename "$f")" in constraints.txt|no-deps.txt|venv-*.txt) ;; *) files+=(-r "$f") ;; esac
+done
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$req/constraints.txt" "${files[@]}"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r "$req/no-deps.txt"
 
 # Fix: the wheels' generator exports name the include directories of the machine that built them.
 "$venv/bin/python" - <<'PY'

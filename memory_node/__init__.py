@@ -1,0 +1,1 @@
+"""memory_node: recognise and remember people (face embeddings in a tiered, private memory)."""
