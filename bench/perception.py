@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""perception_node overhead: raw Ultralytics predict vs the node end to end, on the same frames.
+
+1. raw: ``YOLO(model).predict(frame)`` timed per frame (after warm-up), and frames per second.
+2. node (skipped with ``--raw-only``): perception_node runs as its own process (tracker none,
+   max_rate_hz 0, same model and device); this process publishes each frame as sensor_msgs/Image and
+   waits for its DetectionArray (lockstep): latency = publish → detections received. Then frames are
+   published at ``--feed-hz`` for a few seconds: throughput = detections received per second.
+
+Overhead = node median − raw median (transport both ways, conversion, the worker hand-off), goal
+≤ 10 % of the raw median. Prints a table and writes JSON (default out/bench/perception.json).
+``--raw-only`` imports no ROS (for a GPU machine without ROS): ultralytics, torch/onnxruntime, cv2, numpy.
+
+    python bench/perception.py [--frames 100] [--quick] [--model PATH] [--device cuda:0] [--half]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_JSON = REPO / "out" / "bench" / "perception.json"
+sys.path.insert(0, str(REPO))  # run as a script from anywhere
+
+
+def default_model() -> str:
+    from humanoid_common.assets import asset_path
+
+    return str(asset_path("yolo11n.onnx"))
+
+
+def load_frames(count: int) -> tuple[list[np.ndarray], str]:
+    """Frames of the street video (asset cache) or, where it is missing, Ultralytics' two samples."""
+    try:
+        from humanoid_common.assets import AssetError, asset_path
+
+        video = asset_path("vtest.avi")
+    except (ImportError, AssetError):
+        video = None
+    frames: list[np.ndarray] = []
+    if video is not None:
+        capture = cv2.VideoCapture(str(video))
+        while len(frames) < count:
+            ok, frame = capture.read()
+            if not ok:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                continue
+            frames.append(frame)
+        return frames, "vtest.avi"
+    from ultralytics.utils import ASSETS
+
+    samples = [cv2.imread(str(ASSETS / name)) for name in ("bus.jpg", "zidane.jpg")]
+    return [samples[i % 2] for i in range(count)], "bus.jpg, zidane.jpg"
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    data = np.asarray(values, dtype=float)
+    median, p90, p99 = np.percentile(data, [50, 90, 99])
+    return {
+        "count": len(data),
+        "median": median,
+        "p90": p90,
+        "p99": p99,
+        "mean": data.mean(),
+        "max": data.max(),
+    }
+
+
+def progress(label: str, done: int, total: int) -> None:
+    if done == total or done % max(1, total // 10) == 0:
+        print(f"  {label}: {done}/{total}", flush=True)
+
+
+def bench_raw(args: argparse.Namespace, frames: list[np.ndarray]) -> dict:
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    from ultralytics import YOLO
+
+    model = YOLO(args.model, task=args.task)
+    kwargs = {
+        "device": args.device,
+        "imgsz": args.imgsz,
+        "verbose": False,
+        "quantize": 16 if args.half else None,
+    }
+    for frame in frames[: args.warmup]:
+        model.predict(frame, **kwargs)
+    times = []
+    start = time.perf_counter()
+    for i, frame in enumerate(frames, start=1):
+        t0 = time.perf_counter()
+        model.predict(frame, **kwargs)
+        times.append((time.perf_counter() - t0) * 1e3)
+        progress("raw predict", i, len(frames))
+    total = time.perf_counter() - start
+    return {"latency_ms": stats(times), "throughput_hz": len(frames) / total}
+
+
+def bench_node(args: argparse.Namespace, frames: list[np.ndarray]) -> dict:
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from humanoid_common.config import apply_fastdds_profile
+    from humanoid_common.images import numpy_to_image
+    from humanoid_stack.msg import DetectionArray
+
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(120, 200)))
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    apply_fastdds_profile()
+    params = {
+        "model": args.model, "task": args.task, "device": args.device, "half": str(args.half).lower(),
+        "imgsz": args.imgsz, "tracker": "none", "max_rate_hz": 0.0, "warmup_frames": args.warmup,
+    }  # fmt: skip
+    command = [sys.executable, "-m", "perception_node.node", "--ros-args"]
+    for key, value in params.items():
+        command += ["-p", f"{key}:={value}"]
+    node_log = open(Path(args.json).with_suffix(".node.log"), "wb")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(
+        command, cwd=REPO, stdout=node_log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    rclpy.init()
+    client = rclpy.create_node("perception_bench")
+    received: dict[int, tuple[float, DetectionArray]] = {}
+
+    def on_detections(msg: DetectionArray) -> None:
+        received[msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = (time.perf_counter(), msg)
+
+    client.create_subscription(DetectionArray, "/perception/detections", on_detections, 100)
+    publisher = client.create_publisher(
+        Image, "/camera/image_raw", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    )
+    images = [numpy_to_image(f, "bgr8") for f in frames]
+
+    def send(image: Image) -> tuple[int, float]:
+        image.header.stamp = client.get_clock().now().to_msg()
+        image.header.frame_id = "camera"
+        sent_at = time.perf_counter()
+        publisher.publish(image)
+        return image.header.stamp.sec * 1_000_000_000 + image.header.stamp.nanosec, sent_at
+
+    def spin_until(predicate, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while not predicate() and time.monotonic() < end:
+            rclpy.spin_once(client, timeout_sec=0.01)
+        return predicate()
+
+    try:
+        print("  waiting for the node (model load, warm-up)", flush=True)
+        if not spin_until(lambda: publisher.get_subscription_count() > 0 or proc.poll() is not None, 180):
+            raise RuntimeError("perception_node did not subscribe within 180 s")
+        if proc.poll() is not None:
+            raise RuntimeError(f"perception_node exited with {proc.returncode}; see {node_log.name}")
+        spin_until(lambda: client.count_publishers("/perception/detections") > 0, 30)
+        latencies, inference = [], []
+        for i, image in enumerate([*images[: args.warmup], *images], start=1 - args.warmup):
+            stamp, sent_at = send(image)
+            if not spin_until(lambda s=stamp: s in received, 30):
+                raise RuntimeError(f"no detections for frame {i} within 30 s")
+            if i >= 1:
+                got_at, msg = received[stamp]
+                latencies.append((got_at - sent_at) * 1e3)
+                inference.append(msg.inference_ms)
+                progress("node lockstep", i, len(images))
+        received.clear()
+        period = 1.0 / args.feed_hz
+        start = time.perf_counter()
+        end = start + args.feed_seconds
+        sent = 0
+        while time.perf_counter() < end:
+            send(images[sent % len(images)])
+            sent += 1
+            spin_until(lambda: False, max(0.0, start + sent * period - time.perf_counter()))
+        spin_until(lambda: False, 0.5)  # the last frame in flight
+        in_window = [t for t, _ in received.values() if t <= end + 0.5]
+        return {
+            "latency_ms": stats(latencies),
+            "node_inference_ms": stats(inference),
+            "throughput_hz": len(in_window) / (args.feed_seconds + 0.5),
+            "fed_hz": sent / args.feed_seconds,
+        }
+    finally:
+        client.destroy_node()
+        rclpy.try_shutdown()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        node_log.close()
+
+
+def print_table(result: dict) -> None:
+    rows = [("raw Ultralytics predict", result["raw"])]
+    if "node" in result:
+        rows.append(("node end to end", result["node"]))
+    print(f"\n{'':26}{'median ms':>10}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'throughput Hz':>15}")
+    for name, row in rows:
+        lat = row["latency_ms"]
+        print(f"{name:26}{lat['median']:10.1f}{lat['p90']:9.1f}{lat['p99']:9.1f}{lat['max']:9.1f}"
+              f"{row['throughput_hz']:15.1f}")  # fmt: skip
+    if "overhead" in result:
+        o = result["overhead"]
+        verdict = "meets" if o["meets_goal"] else "MISSES"
+        print(f"\nnode overhead at the median: {o['median_ms']:.1f} ms = {o['ratio'] * 100:.1f} % of raw "
+              f"({verdict} the goal of <= 10 %)")  # fmt: skip
+        print(f"node-side inference median: {o['node_inference_median_ms']:.1f} ms")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", help="model file (default: yolo11n.onnx from the asset cache)")
+    parser.add_argument("--task", default="detect", choices=("detect", "pose"))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda:N")
+    parser.add_argument("--half", action="store_true", help="FP16 (CUDA only)")
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--frames", type=int, default=100, help="measured frames per part (default 100)")
+    parser.add_argument("--warmup", type=int, default=3, help="unmeasured frames first (default 3)")
+    parser.add_argument("--feed-hz", type=float, default=30.0, help="camera rate of the throughput part")
+    parser.add_argument("--feed-seconds", type=float, default=10.0, help="length of the throughput part")
+    parser.add_argument(
+        "--raw-only", action="store_true", help="only the raw Ultralytics part; imports no ROS"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 10 frames, 3 s of throughput")
+    parser.add_argument("--json", default=str(DEFAULT_JSON), help=f"output (default {DEFAULT_JSON})")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.frames, args.feed_seconds = 10, 3.0
+    args.model = args.model or default_model()
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    frames, source = load_frames(args.frames)
+    started = datetime.now(timezone.utc).isoformat()
+    print(
+        f"raw: {Path(args.model).name} on {args.device}{' fp16' if args.half else ''}, "
+        f"{len(frames)} frames of {source}"
+    )
+    result = {"raw": bench_raw(args, frames)}
+    if not args.raw_only:
+        print("node: perception_node in its own process, lockstep, then fed at", args.feed_hz, "Hz")
+        result["node"] = bench_node(args, frames)
+        raw_median = result["raw"]["latency_ms"]["median"]
+        overhead = result["node"]["latency_ms"]["median"] - raw_median
+        result["overhead"] = {
+            "median_ms": overhead,
+            "ratio": overhead / raw_median,
+            "meets_goal": overhead <= 0.1 * raw_median,
+            "node_inference_median_ms": result["node"]["node_inference_ms"]["median"],
+        }
+    print_table(result)
+    report = {
+        "config": {k: v for k, v in vars(args).items() if k != "json"} | {"frames_source": source},
+        "host": {
+            "hostname": socket.gethostname(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "started": started,
+        "finished": datetime.now(timezone.utc).isoformat(),
+        **result,
+    }
+    Path(args.json).write_text(json.dumps(report, indent=2, default=float))
+    print(f"\nJSON: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

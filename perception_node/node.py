@@ -1,0 +1,332 @@
+"""perception_node: the ROS shell around the YOLO detector (DESIGN §2–§3).
+
+Wiring: /camera/image_raw (or .../compressed) → newest-frame slot → worker thread (rate-limited
+detect + track) → /perception/detections, /perception/debug_image (only while subscribed), /diagnostics.
+Managed node: the model is loaded on configure, warmed up on activate, released on cleanup.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from humanoid_common.config import apply_fastdds_profile
+from humanoid_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, LatencyWindow, RateMeter
+from humanoid_common.images import (
+    ImageFormatError,
+    compressed_to_numpy,
+    image_to_numpy,
+    numpy_to_image,
+    to_bgr8,
+)
+from humanoid_common.qos import QosConfig, QosConfigError, load_qos_config
+from humanoid_common.watch import TopicHealth, WatchedPublisher, WatchedSubscription
+from humanoid_stack.msg import DetectionArray
+from perception_node.convert import result_to_msg
+from perception_node.debug_draw import draw_detections
+from perception_node.detector import Detector, DetectorError
+from perception_node.latest import LatestWorker, RateLimiter, Stamped
+from perception_node.settings import PARAMETERS, PerceptionSettings, SettingsError
+from perception_node.throttle import KeyedThrottle, problem_kind
+
+IMAGE_TOPIC = "/camera/image_raw"
+COMPRESSED_TOPIC = "/camera/image_raw/compressed"
+DETECTIONS_TOPIC = "/perception/detections"
+DEBUG_TOPIC = "/perception/debug_image"
+WARN_PERIOD_S = 5.0  # per kind of problem
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A received camera frame: decoded BGR pixels (raw input) or the still compressed message."""
+
+    header: Header
+    received_ns: int
+    bgr: np.ndarray | None = None
+    compressed: CompressedImage | None = None
+
+
+def with_reliability(qos: QosConfig, topic: str, reliability: str) -> QosConfig:
+    """A copy of ``qos`` with one topic's reliability replaced (the image_reliability parameter)."""
+    if not reliability:
+        return qos
+    topics = {name: qos[name] for name in qos.topics} | {"": qos[""]}
+    topics[topic] = replace(qos[topic], reliability=reliability)
+    return QosConfig(topics, f"{qos.source} (reliability of {topic}: {reliability})")
+
+
+class PerceptionNode(LifecycleNode):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("perception_node", **kwargs)
+        self.declare_parameter(
+            "autostart", True, ParameterDescriptor(description="Configure and activate at start-up")
+        )
+        for spec in PARAMETERS:
+            descriptor = ParameterDescriptor(description=spec.description + " (read on configure)")
+            default = Parameter.Type.STRING_ARRAY if spec.default == [] else spec.default
+            self.declare_parameter(spec.name, default, descriptor)
+        self.settings: PerceptionSettings | None = None
+        self._detector: Detector | None = None
+        self._worker: LatestWorker[Frame] | None = None
+        self._image_sub: WatchedSubscription | None = None
+        self._detections_pub: WatchedPublisher | None = None
+        self._debug_pub: WatchedPublisher | None = None
+        self._diagnostics: DiagnosticsPublisher | None = None
+        self._throttle = KeyedThrottle(WARN_PERIOD_S)
+        self._reset_stats()
+        self.autostart_ok = True
+        if self.get_parameter("autostart").value:
+            self.autostart_ok = (
+                self.trigger_configure() == TransitionCallbackReturn.SUCCESS
+                and self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            )
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._detector is not None
+
+    # ---------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.settings = PerceptionSettings.from_parameters(self._parameter_values())
+            qos = load_qos_config(self.settings.qos_file or None)
+            self._qos = with_reliability(qos, self._image_topic(), self.settings.image_reliability)
+            self.get_logger().info(f"loading {self.settings.detector.model} ({self.settings.detector.task})")
+            self._detector = Detector(self.settings.detector)
+        except (SettingsError, DetectorError, QosConfigError) as error:
+            self.get_logger().error(f"cannot configure: {error}")
+            return TransitionCallbackReturn.FAILURE
+        self._detections_pub = WatchedPublisher(self, DetectionArray, DETECTIONS_TOPIC, self._qos)
+        self._debug_pub = WatchedPublisher(self, Image, DEBUG_TOPIC, self._qos)
+        self._diagnostics = DiagnosticsPublisher(self, "perception_node", self.settings.diagnostics_period_s)
+        self._diagnostics.add("camera", self._camera_status)
+        self._diagnostics.add("inference", self._inference_status)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        settings = self.settings
+        frames = settings.warmup_frames
+        self._detector.warm_up(frames, lambda i, n: self.get_logger().info(f"warm-up {i}/{n}"))
+        self._reset_stats()
+        self._debug_limiter = RateLimiter(settings.debug_image_max_hz)
+        self._worker = LatestWorker(self._process, settings.max_rate_hz, self._on_worker_error, "perception")
+        msg_type = CompressedImage if settings.compressed_input else Image
+        self._image_sub = WatchedSubscription(
+            self, msg_type, self._image_topic(), self._on_image, self._qos,
+            on_deadline_missed=self._on_camera_deadline,
+        )  # fmt: skip
+        self._worker.start()
+        self.get_logger().info(
+            f"active: {self._image_sub.subscription.topic_name} → {DETECTIONS_TOPIC} at most "
+            f"{settings.max_rate_hz:g} Hz ({self._detector.model_name}, tracker "
+            f"{settings.detector.tracker or 'none'})"
+        )
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_input()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_input()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self) -> None:
+        self._stop_input()
+        self._release()
+        super().destroy_node()
+
+    def _stop_input(self) -> None:
+        if self._image_sub is not None:
+            self._image_sub.destroy()
+            self._image_sub = None
+        if self._worker is not None:
+            if not self._worker.stop():
+                self.get_logger().error("the inference thread did not stop within 10 s")
+            self._worker = None
+        if self._detector is not None:
+            self._detector.reset_tracks()
+
+    def _release(self) -> None:
+        for endpoint in (self._diagnostics, self._detections_pub, self._debug_pub):
+            if endpoint is not None:
+                endpoint.destroy()
+        self._diagnostics = self._detections_pub = self._debug_pub = None
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
+
+    # ---------------------------------------------------------------- data path
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        received_ns = self.get_clock().now().nanoseconds
+        if isinstance(msg, CompressedImage):  # decoding is costly: only the frames processed are decoded
+            self._worker.submit(Frame(msg.header, received_ns, compressed=msg))
+            return
+        try:
+            bgr = to_bgr8(image_to_numpy(msg), msg.encoding)  # checks size, step, length, encoding
+        except ImageFormatError as error:
+            self._drop(error)
+            return
+        self._worker.submit(Frame(msg.header, received_ns, bgr=bgr))
+
+    def _process(self, stamped: Stamped[Frame]) -> None:
+        frame = stamped.item
+        start_ns = self.get_clock().now().nanoseconds
+        self.stats_age_ms.add((start_ns - self._reference_ns(frame)) / 1e6)
+        bgr = frame.bgr
+        if bgr is None:
+            try:
+                bgr = compressed_to_numpy(frame.compressed, "bgr8")
+            except ImageFormatError as error:
+                self._drop(error)
+                return
+        result = self._detector.detect(bgr)
+        msg = result_to_msg(result, frame.header, self._detector.model_name)
+        msg.latency_ms = (self.get_clock().now().nanoseconds - self._reference_ns(frame)) / 1e6
+        self._detections_pub.publish(msg)
+        self.stats_rate.tick()
+        self.stats_inference_ms.add(result.inference_ms)
+        self.stats_latency_ms.add(msg.latency_ms)
+        if self._debug_pub.publisher.get_subscription_count() > 0 and self._debug_limiter.ready():
+            self._debug_limiter.mark()
+            canvas = draw_detections(bgr, result.detections, self.stats_rate.rate())
+            self._debug_pub.publish(numpy_to_image(canvas, "bgr8", frame.header))
+
+    @staticmethod
+    def _reference_ns(frame: Frame) -> int:
+        """Latency reference: the image stamp, or the receipt time when the camera left it zero."""
+        stamp_ns = frame.header.stamp.sec * 1_000_000_000 + frame.header.stamp.nanosec
+        return stamp_ns or frame.received_ns
+
+    def _drop(self, error: ImageFormatError) -> None:
+        self.malformed += 1
+        self.last_malformed = str(error)
+        self._last_malformed_ns = self.get_clock().now().nanoseconds
+        self._warn(f"dropped a malformed image on {self._image_topic()}: {error}")
+
+    def _on_worker_error(self, error: BaseException) -> None:
+        self.errors += 1
+        self.last_error = f"{type(error).__name__}: {error}"
+        self._warn(f"processing a frame failed, frame dropped: {self.last_error}")
+
+    def _on_camera_deadline(self, health: TopicHealth) -> None:
+        self._warn(
+            f"no image on {self._image_topic()} for more than {health.deadline_ms:g} ms "
+            f"({health.deadline_misses} deadline misses so far)",
+            key="camera deadline",
+        )
+
+    def _warn(self, message: str, key: str | None = None) -> None:
+        allowed, suppressed = self._throttle.allow(key or problem_kind(message))
+        if allowed:
+            more = f" ({suppressed} similar since the last report)" if suppressed else ""
+            self.get_logger().warning(message + more)
+
+    # ---------------------------------------------------------------- diagnostics
+    def _reset_stats(self) -> None:
+        self.malformed = self.errors = 0
+        self.last_malformed = self.last_error = ""
+        self._last_malformed_ns = None
+        self.stats_rate = RateMeter(5.0)
+        self.stats_inference_ms = LatencyWindow(100)
+        self.stats_latency_ms = LatencyWindow(100)
+        self.stats_age_ms = LatencyWindow(100)
+
+    def _camera_status(self) -> tuple[bytes, str, dict[str, Any]]:
+        sub = self._image_sub
+        if sub is None:
+            return OK, "inactive", {}
+        health = sub.health
+        age = sub.age_s()
+        values = {
+            "topic": sub.subscription.topic_name,
+            "reliability": sub.qos.reliability,
+            "messages": health.messages,
+            "deadline_ms": health.deadline_ms,
+            "deadline_misses": health.deadline_misses,
+            "age_s": age if age is not None else "never",
+            "incompatible_qos": health.incompatible_qos,
+        }
+        if health.incompatible_qos and not health.messages:
+            return ERROR, "a publisher's QoS is incompatible: no images arrive", values
+        if age is None:
+            return WARN, "waiting for the first image", values
+        if health.deadline_ms and age * 1e3 > health.deadline_ms:
+            return WARN, f"camera stalled: no image for {age:.1f} s", values
+        return OK, "receiving images", values
+
+    def _inference_status(self) -> tuple[bytes, str, dict[str, Any]]:
+        worker = self._worker
+        values = {
+            "model": self._detector.model_name if self._detector else "",
+            "rate_hz": self.stats_rate.rate(),
+            "processed": worker.processed if worker else 0,
+            "skipped_stale": worker.slot.skipped if worker else 0,
+            "malformed_dropped": self.malformed,
+            "last_malformed": self.last_malformed,
+            "errors": self.errors,
+            "last_error": self.last_error,
+            **self.stats_inference_ms.summary("inference_ms."),
+            **self.stats_latency_ms.summary("latency_ms."),
+            **self.stats_age_ms.summary("frame_age_at_start_ms."),
+        }
+        now = self.get_clock().now().nanoseconds
+        if self.errors:
+            return ERROR, f"{self.errors} frames failed: {self.last_error}", values
+        recent = self._last_malformed_ns is not None and now - self._last_malformed_ns < WARN_PERIOD_S * 1e9
+        if recent:
+            return WARN, f"dropping malformed images ({self.malformed} so far)", values
+        return OK, "running" if worker else "inactive", values
+
+    # ---------------------------------------------------------------- parameters
+    def _parameter_values(self) -> dict[str, Any]:
+        values = {}
+        for spec in PARAMETERS:
+            try:
+                values[spec.name] = self.get_parameter(spec.name).value
+            except ParameterUninitializedException:
+                values[spec.name] = spec.default
+        return values
+
+    def _image_topic(self) -> str:
+        compressed = self.settings.compressed_input if self.settings else False
+        return COMPRESSED_TOPIC if compressed else IMAGE_TOPIC
+
+
+def main(args: list[str] | None = None) -> int:
+    apply_fastdds_profile()
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = PerceptionNode()
+    code = 0
+    try:
+        if node.get_parameter("autostart").value and not node.autostart_ok:
+            node.get_logger().error("autostart failed (see above); exiting")
+            code = 1
+        else:
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

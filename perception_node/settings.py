@@ -1,0 +1,148 @@
+"""The node's parameters as data: names, defaults, descriptions, and validation into PerceptionSettings.
+
+The ROS shell declares exactly the parameters of PARAMETERS (config/perception.yaml lists the same
+defaults; a test keeps them equal) and hands their values to ``PerceptionSettings.from_parameters``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from humanoid_common.assets import asset_path
+from humanoid_common.config import config_dir
+from perception_node.detector import TASKS, DetectorConfig, DetectorError
+
+DEFAULT_MODELS = {"detect": "yolo11n.onnx", "pose": "yolo11n-pose.pt"}
+BUILTIN_TRACKERS = ("bytetrack", "botsort")
+RELIABILITIES = ("reliable", "best_effort")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+    description: str
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec(
+        "model",
+        "",
+        "Model file Ultralytics loads (.pt, .onnx, .engine); empty: yolo11n.onnx for "
+        "task detect, yolo11n-pose.pt for task pose, from the asset cache",
+    ),
+    ParamSpec("task", "detect", f"Model task: {' | '.join(TASKS)}"),
+    ParamSpec("confidence", 0.25, "Minimum detection score in [0, 1]"),
+    ParamSpec("iou", 0.7, "IoU threshold of non-maximum suppression in (0, 1]"),
+    ParamSpec("classes", [], "Class names to keep, e.g. [person, chair]; empty keeps all"),
+    ParamSpec("imgsz", 640, "Model input size in pixels (multiple of 32; fixed-size ONNX: its own)"),
+    ParamSpec("device", "cpu", "Inference device: cpu or cuda:N"),
+    ParamSpec("half", False, "FP16 inference (CUDA only)"),
+    ParamSpec("max_det", 300, "Maximum detections per frame"),
+    ParamSpec(
+        "tracker",
+        "bytetrack",
+        "bytetrack | botsort (config/trackers/*.yaml) | none | path to a tracker YAML in Ultralytics' format",
+    ),
+    ParamSpec(
+        "max_rate_hz",
+        5.0,
+        "Most frames processed per second; 0 = as fast as the model runs. "
+        "Only the newest frame is ever processed",
+    ),
+    ParamSpec(
+        "compressed_input",
+        False,
+        "Subscribe to /camera/image_raw/compressed (CompressedImage) instead of /camera/image_raw",
+    ),
+    ParamSpec(
+        "image_reliability",
+        "",
+        "Reliability of the image subscription: reliable | best_effort; "
+        "empty takes config/qos.yaml's. A best_effort subscription accepts every publisher",
+    ),
+    ParamSpec("debug_image_max_hz", 5.0, "Most debug images per second (built only while subscribed)"),
+    ParamSpec("warmup_frames", 2, "Blank frames run at activation so the first real frame is not slow"),
+    ParamSpec("qos_file", "", "QoS file; empty: config/qos.yaml"),
+    ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics"),
+)
+
+
+class SettingsError(ValueError):
+    """A parameter value is unusable; the message names the parameter."""
+
+
+@dataclass(frozen=True)
+class PerceptionSettings:
+    detector: DetectorConfig
+    max_rate_hz: float
+    compressed_input: bool
+    image_reliability: str
+    debug_image_max_hz: float
+    warmup_frames: int
+    qos_file: str
+    diagnostics_period_s: float
+
+    @classmethod
+    def from_parameters(cls, values: Mapping[str, Any]) -> PerceptionSettings:
+        """Validate parameter values (missing ones take their defaults) and resolve file paths."""
+        p = {spec.name: spec.default for spec in PARAMETERS} | dict(values)
+        task = p["task"]
+        if task not in TASKS:
+            raise SettingsError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
+        model = p["model"] or str(asset_path(DEFAULT_MODELS[task]))
+        if p["max_rate_hz"] < 0:
+            raise SettingsError(f"max_rate_hz: expected >= 0 (0 = unlimited), got {p['max_rate_hz']}")
+        if p["debug_image_max_hz"] <= 0:
+            raise SettingsError(f"debug_image_max_hz: expected > 0, got {p['debug_image_max_hz']}")
+        if p["image_reliability"] not in ("", *RELIABILITIES):
+            raise SettingsError(
+                f"image_reliability: expected '' (from the QoS file), {' or '.join(RELIABILITIES)}, "
+                f"got {p['image_reliability']!r}"
+            )
+        if p["warmup_frames"] < 0:
+            raise SettingsError(f"warmup_frames: expected >= 0, got {p['warmup_frames']}")
+        if p["diagnostics_period_s"] <= 0:
+            raise SettingsError(f"diagnostics_period_s: expected > 0, got {p['diagnostics_period_s']}")
+        detector = DetectorConfig(
+            model=model,
+            task=task,
+            confidence=float(p["confidence"]),
+            iou=float(p["iou"]),
+            classes=tuple(p["classes"] or ()),
+            imgsz=int(p["imgsz"]),
+            device=p["device"],
+            half=bool(p["half"]),
+            max_det=int(p["max_det"]),
+            tracker=resolve_tracker(p["tracker"]),
+        )
+        try:
+            detector.validate()
+        except DetectorError as error:
+            raise SettingsError(str(error)) from None
+        return cls(
+            detector=detector,
+            max_rate_hz=float(p["max_rate_hz"]),
+            compressed_input=bool(p["compressed_input"]),
+            image_reliability=p["image_reliability"],
+            debug_image_max_hz=float(p["debug_image_max_hz"]),
+            warmup_frames=int(p["warmup_frames"]),
+            qos_file=p["qos_file"],
+            diagnostics_period_s=float(p["diagnostics_period_s"]),
+        )
+
+
+def resolve_tracker(value: str) -> str | None:
+    """'none' → None; a built-in name → our tuned YAML in config/trackers; otherwise a YAML path."""
+    if value in ("none", ""):
+        return None
+    if value in BUILTIN_TRACKERS:
+        return str(config_dir() / "trackers" / f"{value}.yaml")
+    if not value.endswith((".yaml", ".yml")) or not Path(value).is_file():
+        raise SettingsError(
+            f"tracker: expected {', '.join(BUILTIN_TRACKERS)}, none, or an existing .yaml file, got {value!r}"
+        )
+    return value
