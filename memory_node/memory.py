@@ -1,0 +1,544 @@
+"""The face memory: tiers 0-3 behind one object, with voting, strangers, consent, events, forgetting.
+
+Plain Python (no rclpy). The node calls `provisional()` as soon as a frame's faces are embedded
+(Tier 0 hot cache / Tier 1 recent tracks, microseconds), then `refine()` from its lookup worker
+(Tier 2 index in one batched search, Tier 3 store for writes and the cold archive), `tick()`
+periodically for LEFT events and expiry, and `consolidate()` every consolidation period.
+All public methods are thread-safe (one re-entrant lock).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from enum import IntEnum
+
+import numpy as np
+
+from memory_node.bands import Band, Match, Tier, classify
+from memory_node.config import MemoryConfig, Thresholds
+from memory_node.consolidation import (
+    cap_samples,
+    duplicate_pairs,
+    mean_pairwise_similarity,
+    weighted_centroid,
+)
+from memory_node.crypto import Cipher, load_key
+from memory_node.hot_cache import HotCache
+from memory_node.index import VectorIndex
+from memory_node.recent import RecentTracks, TrackRecord
+from memory_node.store import PersonRecord, PersonStore
+
+STORE_FILE = "people.sqlite"
+ARCHIVE_FILE = "archive.sqlite"  # the cold file: people unseen for a long time
+
+
+class EventKind(IntEnum):
+    """Same values as humanoid_stack/MemoryEvent."""
+
+    WELCOME_BACK = 0
+    ARE_YOU = 1
+    NEW_PERSON = 2
+    LEFT = 3
+    FORGOTTEN = 4
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: EventKind
+    stamp: float
+    person_id: str = ""
+    name: str = ""
+    track_id: int = -1
+    similarity: float = 0.0
+    absent_s: float = 0.0
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class FaceObservation:
+    """One face of a frame as the memory sees it."""
+
+    track_id: int
+    embedding: np.ndarray | None  # None when the face failed the quality gates
+
+
+class MemoryRequestError(ValueError):
+    """A request the memory cannot fulfil (unknown person, no consent, no samples...); message says why."""
+
+
+class FaceMemory:
+    def __init__(
+        self,
+        config: MemoryConfig,
+        thresholds: Thresholds,
+        dim: int,
+        store: PersonStore,
+        archive: PersonStore,
+    ) -> None:
+        self.config = config
+        self.thresholds = thresholds
+        self.dim = dim
+        self.store = store
+        self.archive = archive
+        tiers = config.tiers
+        self.hot = HotCache(tiers.hot_cache_size, tiers.hot_cache_ttl_s)
+        self.recent = RecentTracks(tiers, config.voting)
+        self.index = VectorIndex(dim, tiers.exact_search_max, 1 + tiers.index_samples_per_person)
+        self.people: dict[str, PersonRecord] = {}
+        self._events: list[Event] = []
+        self._lock = threading.RLock()
+        self._repair_archive()
+        for person in store.load():
+            self._check_dim(person)
+            self.people[person.person_id] = person
+            self._index_person(person)
+
+    @classmethod
+    def open(cls, config: MemoryConfig, thresholds: Thresholds, dim: int) -> FaceMemory:
+        """Open (or create) the store and archive under storage.data_dir with the configured key."""
+        data = config.data_path()
+        data.mkdir(parents=True, exist_ok=True, mode=0o700)
+        store_path, archive_path = data / STORE_FILE, data / ARCHIVE_FILE
+        cipher = Cipher(load_key(config.key_path(), config.storage.key_env, create=not store_path.exists()))
+        store = PersonStore(store_path, cipher)
+        try:
+            return cls(config, thresholds, dim, store, PersonStore(archive_path, cipher))
+        except BaseException:
+            store.close()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            self.store.close()
+            self.archive.close()
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _check_dim(self, person: PersonRecord) -> None:
+        if person.centroid is not None and len(person.centroid) != self.dim:
+            raise MemoryRequestError(
+                f"the store holds {len(person.centroid)}-d embeddings but the face model makes "
+                f"{self.dim}-d ones; "
+                f"use the backend the store was built with, or another storage.data_dir"
+            )
+
+    def _repair_archive(self) -> None:
+        """A crash between the two writes of an archive move leaves a person in both files: main wins."""
+        for pid in set(self.store.ids()) & set(self.archive.ids()):
+            self.archive.delete_person(pid)
+
+    def _index_person(self, person: PersonRecord) -> None:
+        if person.centroid is None:
+            return
+        recent = [e for _, e in person.samples[-self.config.tiers.index_samples_per_person :]]
+        if self.config.tiers.index_samples_per_person == 0:
+            recent = []
+        self.index.set_person(person.person_id, np.stack([person.centroid, *recent]))
+
+    def _centroid(self, samples: Sequence[tuple[float, np.ndarray]], now: float) -> np.ndarray:
+        return weighted_centroid(samples, now, self.config.consolidation.recency_half_life_s)
+
+    def _emit(self, kind: EventKind, stamp: float, **fields: object) -> None:
+        self._events.append(Event(kind, stamp, **fields))  # type: ignore[arg-type]
+
+    def pop_events(self) -> list[Event]:
+        with self._lock:
+            events, self._events = self._events, []
+            return events
+
+    # -- fast path: tiers 0 and 1 -----------------------------------------------------------------
+    def provisional(self, faces: Sequence[FaceObservation]) -> list[Match]:
+        """Answer at once from the track's identity (Tier 1) or the hot cache (Tier 0)."""
+        with self._lock:
+            return [self._fast_match(face) for face in faces]
+
+    def _fast_match(self, face: FaceObservation) -> Match:
+        record = self.recent.get(face.track_id)
+        identity = record.identity if record else None
+        if identity is not None and identity.person_id in self.people:
+            similarity = identity.similarity
+            centroid = self.people[identity.person_id].centroid
+            if face.embedding is not None and centroid is not None:
+                similarity = float(centroid @ face.embedding)
+            return replace(identity, similarity=similarity, tier=Tier.RECENT)
+        if face.embedding is None:
+            return Match(tier=Tier.NONE)
+        entry, top1, top2 = self.hot.search(face.embedding)
+        if entry is None:
+            return Match(tier=Tier.HOT, similarity=0.0)
+        band, margin = classify(top1, top2, self.thresholds)
+        if band == Band.UNKNOWN:
+            return Match(similarity=top1, margin=margin, tier=Tier.HOT)
+        return Match(entry.person_id, entry.name, top1, margin, band, Tier.HOT)
+
+    # -- refined path: tier 2 search (batched), tier 3 writes, voting and events -------------------
+    def refine(self, frames: Sequence[tuple[Sequence[FaceObservation], float]]) -> list[list[Match]]:
+        """Refined matches for several frames (each: faces, time) with one index search for all."""
+        with self._lock:
+            flat = [f.embedding for faces, _ in frames for f in faces if f.embedding is not None]
+            candidates = iter(self.index.search(np.stack(flat)) if flat else [])
+            results = []
+            for faces, now in frames:
+                matches = []
+                for face in faces:
+                    record = self.recent.touch(face.track_id, now)
+                    if face.embedding is None:
+                        matches.append(self._failed_gate_match(record))
+                        continue
+                    record.samples.append((now, face.embedding))
+                    matches.append(self._decide(record, self._index_match(next(candidates)), now))
+                results.append(matches)
+            return results
+
+    def _failed_gate_match(self, record: TrackRecord) -> Match:
+        identity = record.identity
+        if identity is not None and identity.person_id in self.people:
+            return replace(identity, tier=Tier.RECENT)
+        return Match(tier=Tier.NONE)
+
+    def _index_match(self, candidates: list) -> Match:
+        if not candidates:
+            return Match(tier=Tier.INDEX)
+        best = candidates[0]
+        second = candidates[1].similarity if len(candidates) > 1 else None
+        band, margin = classify(best.similarity, second, self.thresholds)
+        person = self.people.get(best.person_id)
+        if band == Band.UNKNOWN or person is None:
+            return Match(similarity=best.similarity, margin=margin, tier=Tier.INDEX)
+        return Match(person.person_id, person.name, best.similarity, margin, band, Tier.INDEX)
+
+    def _decide(self, record: TrackRecord, match: Match, now: float) -> Match:
+        decision = record.vote.add(match)
+        if decision is None:  # too few frames yet: report this frame's own answer
+            return match
+        if decision.band == Band.KNOWN and decision.person_id in self.people:
+            self._on_known(record, decision, now)
+        elif decision.band == Band.TENTATIVE and decision.person_id in self.people:
+            self._on_tentative(record, decision, now)
+        elif decision.band == Band.UNKNOWN:
+            decision = self._on_unknown(record, decision, now)
+        return replace(decision, tier=match.tier)
+
+    def _on_known(self, record: TrackRecord, decision: Match, now: float) -> None:
+        person = self.people[decision.person_id]
+        key = f"known:{person.person_id}"
+        self.hot.put(person.person_id, person.name, person.centroid, now)
+        previous, person.last_seen = person.last_seen, now  # in memory each frame; stored per encounter
+        if key in record.events_sent:
+            return
+        record.events_sent.add(key)
+        absent = now - (previous if previous is not None else person.first_seen)
+        if previous is None or absent > self.config.events.welcome_back_after_s:
+            text = f"Welcome back, {person.name}!" if person.name else "Welcome back!"
+            self._emit(
+                EventKind.WELCOME_BACK,
+                now,
+                person_id=person.person_id,
+                name=person.name,
+                track_id=record.track_id,
+                similarity=decision.similarity,
+                absent_s=absent,
+                text=text,
+            )
+        person.interactions += 1
+        self.store.touch(person.person_id, now, person.interactions)
+
+    def _on_tentative(self, record: TrackRecord, decision: Match, now: float) -> None:
+        key = f"are_you:{decision.person_id}"
+        if key in record.events_sent:
+            return
+        record.events_sent.add(key)
+        name = self.people[decision.person_id].name
+        self._emit(
+            EventKind.ARE_YOU,
+            now,
+            person_id=decision.person_id,
+            name=name,
+            track_id=record.track_id,
+            similarity=decision.similarity,
+            text=f"Are you {name}?" if name else "Have we met before?",
+        )
+
+    def _on_unknown(self, record: TrackRecord, decision: Match, now: float) -> Match:
+        if "new" not in record.events_sent:
+            record.events_sent.add("new")
+            restored = self._restore_from_archive(record, now)
+            if restored is not None:
+                return restored
+            self._emit(
+                EventKind.NEW_PERSON, now, track_id=record.track_id, text="Hello! I don't think we have met."
+            )
+        return self._maybe_provisional(record, now) or decision
+
+    def _restore_from_archive(self, record: TrackRecord, now: float) -> Match | None:
+        """Bring back an archived person whose centroid matches this track (Tier 3 cold file)."""
+        archived = [p for p in self.archive.load() if p.centroid is not None]
+        if not archived:
+            return None
+        query = self._centroid(list(record.samples), now)
+        sims = np.stack([p.centroid for p in archived]) @ query
+        best = int(np.argmax(sims))
+        if sims[best] < self.thresholds.known:
+            return None
+        person = archived[best]
+        self.store.put_person(person, replace_samples=True)
+        self.archive.delete_person(person.person_id)
+        self.archive.scrub()
+        self.people[person.person_id] = person
+        self._index_person(person)
+        match = Match(person.person_id, person.name, float(sims[best]), 1.0, Band.KNOWN, Tier.STORE)
+        record.vote.force(match)
+        self._on_known(record, match, now)
+        return match
+
+    def _maybe_provisional(self, record: TrackRecord, now: float) -> Match | None:
+        """A stranger with enough consistent good samples over enough time becomes an unnamed identity."""
+        cfg = self.config.strangers
+        if (
+            len(record.samples) < cfg.min_samples
+            or record.samples[-1][0] - record.samples[0][0] < cfg.min_span_s
+        ):
+            return None
+        vectors = record.embeddings()
+        consistency = mean_pairwise_similarity(vectors)
+        if consistency < (cfg.min_consistency or self.thresholds.tentative):
+            return None
+        samples = list(record.samples)
+        person = PersonRecord(
+            uuid.uuid4().hex,
+            provisional=True,
+            first_seen=now,
+            last_seen=now,
+            interactions=1,
+            centroid=self._centroid(samples, now),
+            samples=samples,
+        )
+        self.store.put_person(person, replace_samples=True)
+        self.people[person.person_id] = person
+        self._index_person(person)
+        match = Match(person.person_id, "", consistency, 1.0, Band.KNOWN, Tier.RECENT)
+        record.vote.force(match)
+        record.events_sent.add(f"known:{person.person_id}")
+        self._emit(
+            EventKind.NEW_PERSON,
+            now,
+            person_id=person.person_id,
+            track_id=record.track_id,
+            similarity=consistency,
+            text="I will remember you for a while. Tell me your name if you want me to keep it.",
+        )
+        return match
+
+    # -- time -------------------------------------------------------------------------------------
+    def tick(self, now: float) -> None:
+        """LEFT events for tracks unseen for `left_after_s`; their good samples join the person; expiry."""
+        with self._lock:
+            for record in list(self.recent.tracks.values()):
+                if record.left or now - record.last_seen <= self.config.events.left_after_s:
+                    continue
+                record.left = True
+                identity = record.identity
+                person = (
+                    self.people.get(identity.person_id) if identity and identity.band == Band.KNOWN else None
+                )
+                if person is not None:
+                    self._learn(person, list(record.samples), record.last_seen)
+                    record.samples.clear()
+                elif identity is None and not record.events_sent:
+                    continue  # seen too briefly to have been announced: nothing to say
+                name = person.name if person else ""
+                self._emit(
+                    EventKind.LEFT,
+                    now,
+                    person_id=person.person_id if person else "",
+                    name=name,
+                    track_id=record.track_id,
+                    absent_s=now - record.last_seen,
+                    text=f"{name} left." if name else "A visitor left.",
+                )
+            self.recent.expire(now)
+            self.hot.expire(now)
+
+    def _learn(self, person: PersonRecord, samples: list[tuple[float, np.ndarray]], now: float) -> None:
+        """Add samples to a person (capped), refresh centroid and index, store in one transaction."""
+        if not samples:
+            return
+        person.last_seen = max(person.last_seen or now, now)
+        person.samples = cap_samples(person.samples + samples, self.config.consolidation.max_samples)
+        person.centroid = self._centroid(person.samples, now)
+        self.store.put_person(person, replace_samples=True)
+        self._index_person(person)
+        if person.person_id in self.hot:
+            self.hot.put(person.person_id, person.name, person.centroid, now)
+
+    # -- requests ---------------------------------------------------------------------------------
+    def enroll(
+        self,
+        name: str,
+        consent: bool,
+        embeddings: Sequence[np.ndarray],
+        now: float,
+        images: Sequence[bytes] = (),
+    ) -> tuple[str, int]:
+        """Add a consenting person (or samples to the consenting person of that name); returns (id, added)."""
+        if not consent:
+            raise MemoryRequestError(
+                "enrolment needs consent=true: without consent nothing is stored long-term"
+            )
+        if not name.strip():
+            raise MemoryRequestError("enrolment needs a non-empty name")
+        if not embeddings:
+            raise MemoryRequestError("no face passed the quality gates: nothing to enrol")
+        with self._lock:
+            samples = [(now, np.asarray(e, np.float32)) for e in embeddings]
+            same_name = [p for p in self.people.values() if p.consent and p.name == name]
+            person = same_name[0] if same_name else PersonRecord(uuid.uuid4().hex, name, True, first_seen=now)
+            self.people[person.person_id] = person
+            person.samples = cap_samples(person.samples + samples, self.config.consolidation.max_samples)
+            person.centroid = self._centroid(person.samples, now)
+            self.store.put_person(person, replace_samples=True)
+            if self.config.storage.store_images:
+                for jpeg in images:
+                    self.store.add_image(person.person_id, now, jpeg)
+            self._index_person(person)
+            return person.person_id, len(samples)
+
+    def enroll_track(self, track_id: int, name: str, consent: bool, now: float) -> tuple[str, int]:
+        """Enrol the person on a visible track from its recent good samples.
+
+        A track already identified as an unnamed provisional identity turns that identity into a
+        named, consented person (its earlier samples are kept).
+        """
+        with self._lock:
+            record = self.recent.get(track_id)
+            if record is None or not record.samples:
+                raise MemoryRequestError(f"track {track_id} has no recent face that passed the quality gates")
+            if not consent:
+                raise MemoryRequestError(
+                    "enrolment needs consent=true: without consent nothing is stored long-term"
+                )
+            identity = record.identity
+            person = self.people.get(identity.person_id) if identity else None
+            if person is not None and person.provisional:
+                person.name, person.consent, person.provisional = name, True, False
+                added = len(record.samples)
+                self._learn(person, list(record.samples), now)
+                pid = person.person_id
+            else:
+                pid, added = self.enroll(name, consent, [e for _, e in record.samples], now)
+            record.samples.clear()
+            person = self.people[pid]
+            match = Match(pid, person.name, 1.0, 1.0, Band.KNOWN, Tier.RECENT)
+            record.vote.force(match)
+            record.events_sent.add(f"known:{pid}")
+            self.hot.put(pid, person.name, person.centroid, now)
+            return pid, added
+
+    def confirm(self, track_id: int, person_id: str, confirmed: bool, now: float) -> str:
+        """Answer to "are you X?": yes → the track's samples join X; no → the track never votes for X."""
+        with self._lock:
+            person = self.people.get(person_id)
+            if person is None:
+                raise MemoryRequestError(f"no person {person_id!r} in memory")
+            record = self.recent.get(track_id)
+            if record is None:
+                raise MemoryRequestError(f"track {track_id} is not among the recent tracks")
+            if confirmed:
+                self._learn(person, list(record.samples), now)
+                record.samples.clear()
+                match = Match(person_id, person.name, 1.0, 1.0, Band.KNOWN, Tier.RECENT)
+                record.vote.force(match)
+                self._on_known(record, match, now)
+                return f"track {track_id} is {person.name or person_id}; its samples joined their memory"
+            record.vote.excluded.add(person_id)
+            if record.identity and record.identity.person_id == person_id:
+                record.vote.force(Match(band=Band.UNKNOWN, tier=Tier.RECENT))
+            return f"track {track_id} will not be matched to {person.name or person_id} again"
+
+    def resolve(self, person_id: str, name: str) -> str:
+        """The id of the person given by id, or by a display name that matches exactly one person."""
+        with self._lock:
+            if person_id:
+                if person_id in self.people or person_id in self.archive.ids():
+                    return person_id
+                raise MemoryRequestError(f"no person {person_id!r} in memory or archive")
+            if not name:
+                raise MemoryRequestError("give a person_id or a display_name")
+            matches = [p.person_id for p in [*self.people.values(), *self.archive.load()] if p.name == name]
+            if len(matches) != 1:
+                raise MemoryRequestError(
+                    f"display name {name!r} matches {len(matches)} people; give the person_id"
+                )
+            return matches[0]
+
+    def forget(self, person_id: str, now: float, reason: str = "") -> None:
+        """Remove a person from every tier, the index, the archive and the files (scrubbed)."""
+        with self._lock:
+            self.people.pop(person_id, None)
+            self.index.remove(person_id)
+            self.hot.remove(person_id)
+            self.recent.forget_person(person_id)
+            for store in (self.store, self.archive):
+                store.delete_person(person_id)
+                store.scrub()
+            self._emit(
+                EventKind.FORGOTTEN, now, person_id=person_id, text=reason or "I have forgotten that person."
+            )
+
+    def list_people(
+        self, include_provisional: bool, include_archived: bool
+    ) -> list[tuple[PersonRecord, bool]]:
+        """(person, archived) pairs."""
+        with self._lock:
+            people = [(p, False) for p in self.people.values()]
+            if include_archived:
+                people += [(p, True) for p in self.archive.load()]
+            return [(p, a) for p, a in people if include_provisional or not p.provisional]
+
+    # -- consolidation ----------------------------------------------------------------------------
+    def consolidate(self, now: float) -> dict[str, int]:
+        """Cap samples and recompute centroids, expire and merge provisional identities, archive absentees."""
+        cfg = self.config.consolidation
+        with self._lock:
+            stats = {"updated": 0, "expired": 0, "merged": 0, "archived": 0}
+            for person in list(self.people.values()):
+                if person.provisional and now - person.first_seen > self.config.strangers.provisional_ttl_s:
+                    self.forget(person.person_id, now, "An unnamed visitor's memory expired (no consent).")
+                    stats["expired"] += 1
+            provisional = sorted(
+                (p for p in self.people.values() if p.provisional), key=lambda p: p.first_seen
+            )
+            if provisional:
+                centroids = np.stack([p.centroid for p in provisional])
+                threshold = cfg.merge_similarity or self.thresholds.known
+                for keep, merge in duplicate_pairs([p.person_id for p in provisional], centroids, threshold):
+                    gone = self.people.pop(merge)
+                    kept = self.people[keep]
+                    kept.interactions += gone.interactions
+                    kept.last_seen = max(kept.last_seen or 0.0, gone.last_seen or 0.0)
+                    kept.samples = kept.samples + gone.samples
+                    self.index.remove(merge)
+                    self.store.delete_person(merge)
+                    stats["merged"] += 1
+            for person in self.people.values():
+                if not person.samples:
+                    continue
+                person.samples = cap_samples(person.samples, cfg.max_samples)
+                person.centroid = self._centroid(person.samples, now)
+                self.store.put_person(person, replace_samples=True)
+                self._index_person(person)
+                stats["updated"] += 1
+            for person in list(self.people.values()):
+                seen = person.last_seen if person.last_seen is not None else person.first_seen
+                if not person.provisional and now - seen > cfg.archive_after_s:
+                    self.archive.put_person(person, replace_samples=True)
+                    self.store.delete_person(person.person_id)
+                    del self.people[person.person_id]
+                    self.index.remove(person.person_id)
+                    self.hot.remove(person.person_id)
+                    stats["archived"] += 1
+            if stats["merged"] or stats["archived"] or stats["expired"]:
+                self.store.scrub()
+            return stats

@@ -1,0 +1,524 @@
+"""memory_node: the ROS shell around the face memory (DESIGN §2, §6).
+
+Wiring: /camera/image_raw → newest-frame slot → frame worker (detect + embed, associate to tracks,
+Tier 0/1 answer) → /memory/people (provisional) → lookup queue → lookup worker (batched Tier 2/3)
+→ /memory/people (refined) + /memory/events. /perception/detections (optional) gives person tracks.
+Services: /memory/enroll, /memory/forget, /memory/list_people, /memory/confirm_identity,
+/memory/consolidate (std_srvs/Trigger). Managed node: pipeline and store opened on configure, workers
+and inputs on activate; everything released on deactivate/cleanup.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from std_srvs.srv import Trigger
+
+from humanoid_common.config import apply_fastdds_profile, config_dir
+from humanoid_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, LatencyWindow
+from humanoid_common.images import ImageFormatError, image_to_numpy, to_bgr8
+from humanoid_common.qos import QosConfigError, load_qos_config
+from humanoid_common.watch import WatchedPublisher, WatchedSubscription
+from humanoid_stack.msg import DetectionArray, MemoryEvent, Person, PersonArray, PersonInfo
+from humanoid_stack.srv import ConfirmIdentity, Enroll, Forget, ListPeople
+from memory_node.bands import Match
+from memory_node.config import MemoryConfigError, load_memory_config, load_thresholds
+from memory_node.crypto import MemoryKeyError
+from memory_node.faces import Face, create_pipeline
+from memory_node.memory import Event, FaceMemory, FaceObservation, MemoryRequestError
+from memory_node.store import StoreError
+from memory_node.tracks import IouFaceTracker, PersonBox, associate_to_people
+from memory_node.worker import BackgroundWorker
+
+IMAGE_TOPIC = "/camera/image_raw"
+DETECTIONS_TOPIC = "/perception/detections"
+PEOPLE_TOPIC = "/memory/people"
+EVENTS_TOPIC = "/memory/events"
+
+PARAMETERS: dict[str, tuple[Any, str]] = {
+    "autostart": (True, "Configure and activate at start-up"),
+    "config_file": ("", "Memory configuration YAML (empty: config/memory.yaml)"),
+    "thresholds_file": ("", "Per-model similarity thresholds YAML (empty: config/face_thresholds.yaml)"),
+    "data_dir": ("", "Folder of the encrypted store; overrides memory.storage.data_dir when set"),
+    "backend": ("insightface", "Face pipeline: insightface (SCRFD + ArcFace) or opencv (YuNet + SFace)"),
+    "providers": (["CPUExecutionProvider"], "onnxruntime execution providers, in order of preference"),
+    "use_detections": (True, "Attach faces to person tracks from /perception/detections when fresh"),
+    "detections_max_age_s": (0.5, "Detections older than this (vs. the image stamp) are not used"),
+    "qos_file": ("", "QoS YAML (empty: config/qos.yaml)"),
+    "tick_period_s": (0.5, "How often LEFT events and expiry are checked"),
+    "lookup_batch": (8, "Frames looked up together in Tier 2 (the lookup queue holds as many)"),
+}
+
+
+@dataclass(frozen=True)
+class Frame:
+    header: Header
+    received_ns: int
+    bgr: np.ndarray
+
+
+@dataclass(frozen=True)
+class Lookup:
+    frame: Frame
+    faces: list[Face]
+    observations: list[FaceObservation]
+
+
+def _stamp_s(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def _time_msg(seconds: float | None) -> Time:
+    if seconds is None:
+        return Time()
+    return Time(sec=int(seconds), nanosec=int((seconds % 1) * 1e9))
+
+
+class MemoryNode(LifecycleNode):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("memory_node", **kwargs)
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        self.memory: FaceMemory | None = None
+        self._pipeline = None
+        self._pipeline_lock = threading.Lock()
+        self._tracker = IouFaceTracker()
+        self._people_boxes: tuple[float, list[PersonBox]] = (0.0, [])
+        self._endpoints: list[Any] = []
+        self._services: list[Any] = []
+        self._timers: list[Any] = []
+        self._frames: BackgroundWorker[Frame] | None = None
+        self._lookups: BackgroundWorker[Lookup] | None = None
+        self._image_sub: WatchedSubscription | None = None
+        self._detections_sub: WatchedSubscription | None = None
+        self._diagnostics: DiagnosticsPublisher | None = None
+        self._services_group = ReentrantCallbackGroup()
+        self._reset_stats()
+        self.autostart_ok = True
+        if self.get_parameter("autostart").value:
+            self.autostart_ok = (
+                self.trigger_configure() == TransitionCallbackReturn.SUCCESS
+                and self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            )
+
+    def _param(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds / 1e9
+
+    # ---------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            cfg = load_memory_config(self._param("config_file") or config_dir() / "memory.yaml")
+            if self._param("data_dir"):
+                cfg = dataclasses.replace(
+                    cfg, storage=dataclasses.replace(cfg.storage, data_dir=self._param("data_dir"))
+                )
+            self._qos = load_qos_config(self._param("qos_file") or None)
+            self.get_logger().info(f"loading the {self._param('backend')} face pipeline")
+            self._pipeline = create_pipeline(self._param("backend"), tuple(self._param("providers")))
+            thresholds_file = self._param("thresholds_file") or config_dir() / "face_thresholds.yaml"
+            thresholds = load_thresholds(thresholds_file, self._pipeline.model_name)
+            self.memory = FaceMemory.open(cfg, thresholds, self._pipeline.dim)
+        except (MemoryConfigError, QosConfigError, MemoryKeyError, StoreError, ValueError, OSError) as error:
+            self.get_logger().error(f"cannot configure: {error}")
+            self._pipeline = None
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info(
+            f"memory open at {cfg.data_path()}: {len(self.memory.people)} people, "
+            f"{self.memory.index.kind} index, "
+            f"thresholds {thresholds}"
+        )
+        self._people_pub = WatchedPublisher(self, PersonArray, PEOPLE_TOPIC, self._qos)
+        self._events_pub = WatchedPublisher(self, MemoryEvent, EVENTS_TOPIC, self._qos)
+        self._endpoints = [self._people_pub, self._events_pub]
+        self._diagnostics = DiagnosticsPublisher(self, "memory_node")
+        self._diagnostics.add("frames", self._frames_status)
+        self._diagnostics.add("memory", self._memory_status)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._reset_stats()
+        batch = int(self._param("lookup_batch"))
+        self._frames = BackgroundWorker("memory-frames", self._process_frames, self._on_error, max_pending=1)
+        self._lookups = BackgroundWorker(
+            "memory-lookups", self._process_lookups, self._on_error, max_pending=batch, max_batch=batch
+        )
+        self._image_sub = WatchedSubscription(self, Image, IMAGE_TOPIC, self._on_image, self._qos)
+        if self._param("use_detections"):
+            self._detections_sub = WatchedSubscription(
+                self, DetectionArray, DETECTIONS_TOPIC, self._on_detections, self._qos
+            )
+        group = self._services_group
+        self._services = [
+            self.create_service(Enroll, "/memory/enroll", self._enroll, callback_group=group),
+            self.create_service(Forget, "/memory/forget", self._forget, callback_group=group),
+            self.create_service(ListPeople, "/memory/list_people", self._list_people, callback_group=group),
+            self.create_service(
+                ConfirmIdentity, "/memory/confirm_identity", self._confirm, callback_group=group
+            ),
+            self.create_service(Trigger, "/memory/consolidate", self._consolidate_now, callback_group=group),
+        ]
+        background = MutuallyExclusiveCallbackGroup()
+        period = self.memory.config.consolidation.period_s
+        self._timers = [
+            self.create_timer(float(self._param("tick_period_s")), self._tick, callback_group=background),
+            self.create_timer(period, self._consolidate, callback_group=background),
+        ]
+        self.get_logger().info(f"active: {IMAGE_TOPIC} → {PEOPLE_TOPIC}, {EVENTS_TOPIC}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_input()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_input()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self) -> None:
+        self._stop_input()
+        self._release()
+        super().destroy_node()
+
+    def _stop_input(self) -> None:
+        for sub in (self._image_sub, self._detections_sub):
+            if sub is not None:
+                sub.destroy()
+        self._image_sub = self._detections_sub = None
+        for worker in (self._frames, self._lookups):
+            if worker is not None:
+                worker.stop()
+        self._frames = self._lookups = None
+        for service in self._services:
+            self.destroy_service(service)
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._services, self._timers = [], []
+
+    def _release(self) -> None:
+        for endpoint in [*self._endpoints, self._diagnostics]:
+            if endpoint is not None:
+                endpoint.destroy()
+        self._endpoints, self._diagnostics = [], None
+        if self.memory is not None:
+            self.memory.close()
+            self.memory = None
+        self._pipeline = None
+
+    # ---------------------------------------------------------------- data path
+    def _on_image(self, msg: Image) -> None:
+        try:
+            bgr = to_bgr8(image_to_numpy(msg), msg.encoding)
+        except ImageFormatError as error:
+            self.malformed += 1
+            self.get_logger().warning(
+                f"dropped a malformed image on {IMAGE_TOPIC}: {error}", throttle_duration_sec=5.0
+            )
+            return
+        self._frames.submit(Frame(msg.header, self.get_clock().now().nanoseconds, bgr))
+
+    def _on_detections(self, msg: DetectionArray) -> None:
+        boxes = [
+            PersonBox(
+                d.track_id,
+                (
+                    d.center_x - d.size_x / 2,
+                    d.center_y - d.size_y / 2,
+                    d.center_x + d.size_x / 2,
+                    d.center_y + d.size_y / 2,
+                ),
+            )
+            for d in msg.detections
+            if d.class_name == "person"
+        ]
+        self._people_boxes = (_stamp_s(msg.header.stamp), boxes)
+
+    def _track_ids(self, frame: Frame, faces: list[Face]) -> list[int]:
+        boxes = [f.box for f in faces]
+        stamp, people = self._people_boxes
+        fresh = abs(_stamp_s(frame.header.stamp) - stamp) <= self._param("detections_max_age_s")
+        ids = associate_to_people(boxes, people) if fresh and people else [-1] * len(faces)
+        missing = [i for i, t in enumerate(ids) if t < 0]
+        for i, tid in zip(
+            missing, self._tracker.update([boxes[i] for i in missing], self._now()), strict=True
+        ):
+            ids[i] = tid
+        return ids
+
+    def _process_frames(self, frames: list[Frame]) -> None:
+        frame = frames[0]
+        start = time.perf_counter()
+        with self._pipeline_lock:
+            faces = self._pipeline.process(frame.bgr)
+        self.face_ms.add((time.perf_counter() - start) * 1e3)
+        track_ids = self._track_ids(frame, faces)
+        observations = [FaceObservation(t, f.embedding) for f, t in zip(faces, track_ids, strict=True)]
+        self._publish_people(
+            frame, faces, observations, self.memory.provisional(observations), provisional=True
+        )
+        self.frames_processed += 1
+        if faces:
+            self._lookups.submit(Lookup(frame, faces, observations))
+
+    def _process_lookups(self, lookups: list[Lookup]) -> None:
+        now = self._now()
+        results = self.memory.refine([(lookup.observations, now) for lookup in lookups])
+        for lookup, matches in zip(lookups, results, strict=True):
+            self._publish_people(lookup.frame, lookup.faces, lookup.observations, matches, provisional=False)
+        self._publish_events()
+
+    def _publish_people(
+        self,
+        frame: Frame,
+        faces: list[Face],
+        observations: list[FaceObservation],
+        matches: list[Match],
+        *,
+        provisional: bool,
+    ) -> None:
+        msg = PersonArray(
+            header=frame.header, provisional=provisional, embedding_model=self._pipeline.model_name
+        )
+        for face, obs, match in zip(faces, observations, matches, strict=True):
+            x1, y1, x2, y2 = face.box
+            msg.people.append(
+                Person(
+                    center_x=(x1 + x2) / 2,
+                    center_y=(y1 + y2) / 2,
+                    size_x=x2 - x1,
+                    size_y=y2 - y1,
+                    landmarks=np.asarray(face.landmarks, np.float32).reshape(10).tolist(),
+                    detector_score=float(face.score),
+                    quality=float(face.quality),
+                    quality_issue=face.issue,
+                    track_id=obs.track_id,
+                    person_id=match.person_id,
+                    display_name=match.name,
+                    similarity=float(match.similarity),
+                    margin=float(match.margin),
+                    band=int(match.band),
+                    tier=int(match.tier),
+                )
+            )
+        msg.processing_ms = (self.get_clock().now().nanoseconds - frame.received_ns) / 1e6
+        (self.provisional_ms if provisional else self.refined_ms).add(msg.processing_ms)
+        self._people_pub.publish(msg)
+
+    def _publish_events(self) -> None:
+        if self.memory is None:
+            return
+        for event in self.memory.pop_events():
+            self._events_pub.publish(self._event_msg(event))
+            self.events_published += 1
+
+    @staticmethod
+    def _event_msg(event: Event) -> MemoryEvent:
+        return MemoryEvent(
+            header=Header(stamp=_time_msg(event.stamp)),
+            type=int(event.kind),
+            person_id=event.person_id,
+            display_name=event.name,
+            track_id=event.track_id,
+            similarity=float(event.similarity),
+            absent_s=float(event.absent_s),
+            text=event.text,
+        )
+
+    def _tick(self) -> None:
+        self.memory.tick(self._now())
+        self._publish_events()
+
+    def _consolidate(self) -> dict[str, int]:
+        start = time.perf_counter()
+        stats = self.memory.consolidate(self._now())
+        self._publish_events()
+        self.get_logger().info(f"consolidated in {time.perf_counter() - start:.2f} s: {stats}")
+        return stats
+
+    def _on_error(self, error: Exception) -> None:
+        self.errors += 1
+        self.last_error = f"{type(error).__name__}: {error}"
+        self.get_logger().error(f"frame dropped: {self.last_error}", throttle_duration_sec=5.0)
+
+    # ---------------------------------------------------------------- services
+    def _embeddings_from_images(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], list[bytes], int]:
+        """Embeddings of the largest good face of each image, its JPEG crop, and the rejected count."""
+        embeddings, crops, rejected = [], [], 0
+        for bgr in images:
+            with self._pipeline_lock:
+                faces = self._pipeline.process(bgr)
+            good = [f for f in faces if not f.issue and f.embedding is not None]
+            rejected += len(faces) - len(good) + (0 if faces else 1)
+            if good:
+                face = max(good, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+                embeddings.append(face.embedding)
+                x1, y1, x2, y2 = (int(max(v, 0)) for v in face.box)
+                crops.append(cv2.imencode(".jpg", bgr[y1:y2, x1:x2])[1].tobytes())
+                rejected += len(good) - 1
+        return embeddings, crops, rejected
+
+    def _enroll(self, request: Enroll.Request, response: Enroll.Response) -> Enroll.Response:
+        sources = (request.track_id >= 0) + bool(request.images) + bool(request.image_paths)
+        try:
+            if sources != 1:
+                raise MemoryRequestError("give exactly one source: track_id, images or image_paths")
+            if request.track_id >= 0:
+                pid, added = self.memory.enroll_track(
+                    request.track_id, request.name, request.consent, self._now()
+                )
+                rejected = 0
+            else:
+                images = [to_bgr8(image_to_numpy(m), m.encoding) for m in request.images]
+                for path in request.image_paths:
+                    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+                    if bgr is None:
+                        raise MemoryRequestError(f"cannot read image file {path!r}")
+                    images.append(bgr)
+                embeddings, crops, rejected = self._embeddings_from_images(images)
+                pid, added = self.memory.enroll(request.name, request.consent, embeddings, self._now(), crops)
+        except (MemoryRequestError, ImageFormatError) as error:
+            response.success, response.message = False, str(error)
+            return response
+        response.success, response.person_id = True, pid
+        response.samples_added, response.samples_rejected = added, rejected
+        response.message = f"enrolled {request.name}: {added} samples stored, {rejected} faces rejected"
+        self.get_logger().info(f"enrolled person {pid}: {added} samples")
+        return response
+
+    def _forget(self, request: Forget.Request, response: Forget.Response) -> Forget.Response:
+        try:
+            pid = self.memory.resolve(request.person_id, request.display_name)
+            self.memory.forget(pid, self._now())
+        except MemoryRequestError as error:
+            response.success, response.message = False, str(error)
+            return response
+        self._publish_events()
+        response.success, response.person_id = True, pid
+        response.message = "forgotten: removed from every tier, the index, the archive and the store files"
+        return response
+
+    def _list_people(self, request: ListPeople.Request, response: ListPeople.Response) -> ListPeople.Response:
+        for person, archived in self.memory.list_people(
+            request.include_provisional, request.include_archived
+        ):
+            response.people.append(
+                PersonInfo(
+                    person_id=person.person_id,
+                    display_name=person.name,
+                    consent=person.consent,
+                    provisional=person.provisional,
+                    first_seen=_time_msg(person.first_seen),
+                    last_seen=_time_msg(person.last_seen),
+                    interactions=person.interactions,
+                    samples=len(person.samples),
+                    archived=archived,
+                    tags=person.tags,
+                )
+            )
+        return response
+
+    def _confirm(
+        self, request: ConfirmIdentity.Request, response: ConfirmIdentity.Response
+    ) -> ConfirmIdentity.Response:
+        try:
+            response.message = self.memory.confirm(
+                request.track_id, request.person_id, request.confirmed, self._now()
+            )
+            response.success = True
+        except MemoryRequestError as error:
+            response.success, response.message = False, str(error)
+        self._publish_events()
+        return response
+
+    def _consolidate_now(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message = True, f"consolidated: {self._consolidate()}"
+        return response
+
+    # ---------------------------------------------------------------- diagnostics
+    def _reset_stats(self) -> None:
+        self.malformed = self.errors = self.frames_processed = self.events_published = 0
+        self.last_error = ""
+        self.face_ms = LatencyWindow(100)
+        self.provisional_ms = LatencyWindow(100)
+        self.refined_ms = LatencyWindow(100)
+
+    def _frames_status(self) -> tuple[bytes, str, dict[str, Any]]:
+        sub = self._image_sub
+        values = {
+            "processed": self.frames_processed,
+            "skipped_under_load": self._frames.dropped if self._frames else 0,
+            "lookups_dropped": self._lookups.dropped if self._lookups else 0,
+            "malformed_dropped": self.malformed,
+            "errors": self.errors,
+            "last_error": self.last_error,
+            "camera_deadline_misses": sub.health.deadline_misses if sub else 0,
+            **self.face_ms.summary("face_pipeline_ms."),
+            **self.provisional_ms.summary("provisional_ms."),
+            **self.refined_ms.summary("refined_ms."),
+        }
+        if sub is None:
+            return OK, "inactive", values
+        if self.errors:
+            return ERROR, f"{self.errors} frames failed: {self.last_error}", values
+        if sub.age_s() is None:
+            return WARN, "waiting for the first image", values
+        return OK, "running", values
+
+    def _memory_status(self) -> tuple[bytes, str, dict[str, Any]]:
+        memory = self.memory
+        if memory is None:
+            return OK, "not configured", {}
+        values = {
+            "people": len(memory.people),
+            "index": memory.index.kind,
+            "index_vectors": len(memory.index),
+            "hot_cache": len(memory.hot),
+            "recent_tracks": len(memory.recent.tracks),
+            "events_published": self.events_published,
+            "store": str(memory.store.path),
+        }
+        return OK, f"{len(memory.people)} people", values
+
+
+def main(args: list[str] | None = None) -> None:
+    apply_fastdds_profile()
+    rclpy.init(args=sys.argv if args is None else args)
+    node = MemoryNode()
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    try:
+        if not node.autostart_ok:
+            node.get_logger().error("autostart failed; staying unconfigured (see the error above)")
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
