@@ -11,7 +11,7 @@ RUN := env -u _ROS_WHEELS_BOOTSTRAP_COMPLETE -u LD_LIBRARY_PATH
 .PHONY: setup test test-fast lint bench demo clean
 .DELETE_ON_ERROR:
 
-setup: $(STAMPS)/editable $(STAMPS)/assets
+setup: $(STAMPS)/editable $(STAMPS)/assets $(STAMPS)/lerobot
 
 $(STAMPS)/deps: tools/setup/bootstrap.sh $(wildcard requirements/*.txt)
 	PYTHON=$(PYTHON) tools/setup/bootstrap.sh
@@ -23,6 +23,11 @@ $(STAMPS)/interfaces: $(STAMPS)/deps tools/setup/build_interfaces.sh CMakeLists.
 
 $(STAMPS)/editable: $(STAMPS)/interfaces setup.py setup.cfg
 	$(RUN) $(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+# The LeRobot backend's own venv (.venv-lerobot): lerobot 0.4.4 pins an older torch than .venv has.
+$(STAMPS)/lerobot: $(STAMPS)/deps tools/setup/lerobot_venv.sh requirements/venv-lerobot.txt
+	tools/setup/lerobot_venv.sh
 	@touch $@
 
 $(STAMPS)/assets: $(STAMPS)/deps tools/setup/fetch_assets.py tools/setup/assets.yaml
@@ -49,4 +54,4 @@ demo:
 	@exit 2
 
 clean:
-	rm -rf $(VENV) build .cache out .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-lerobot build .cache out .pytest_cache .ruff_cache
