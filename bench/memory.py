@@ -176,8 +176,56 @@ def faces_section(args: argparse.Namespace, progress: Callable[[str], None]) -> 
     return rows
 
 
+def embed_torch_section(args: argparse.Namespace, progress: Callable[[str], None]) -> list[Row]:
+    """ArcFace (w600k_mbf.onnx) run by PyTorch (converted with onnx2torch) on `--device`.
+
+    For GPUs whose onnxruntime has no CUDA provider (the lent benchmark GPU's build): the same graph
+    and weights, checked against onnxruntime on the CPU (cosine of the embeddings) before timing.
+    """
+    try:
+        import onnx
+        import onnx2torch
+        import torch
+    except ImportError as error:
+        return [Row("embed_torch", "all", {"device": args.device}, note=f"unavailable: {error}")]
+    timing = (5, 1) if args.quick else (50, 5)
+    reference = create_pipeline("insightface")
+    aligned = []
+    for name in PORTRAITS:
+        image = cv2.imread(str(asset_path(name)))
+        aligned += [align_face(image, face.landmarks) for face in reference.detect(image) if face.issue == ""]
+    device = torch.device(args.device)
+    model = onnx2torch.convert(onnx.load(str(asset_path("w600k_mbf.onnx")))).eval().to(device)
+    rows = []
+    for half in (False, True) if device.type == "cuda" else (False,):
+        net = model.half() if half else model.float()
+        for batch in (1, 8, 32):
+            crops = [aligned[i % len(aligned)] for i in range(batch)]
+            blob = cv2.dnn.blobFromImages(crops, 1.0 / 127.5, (112, 112), (127.5,) * 3, swapRB=True)
+            tensor = torch.from_numpy(blob).to(device, torch.float16 if half else torch.float32)
+
+            def run(net=net, tensor=tensor) -> torch.Tensor:
+                with torch.inference_mode():
+                    out = net(tensor)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                return out
+
+            features = run().float().cpu().numpy()
+            features /= np.linalg.norm(features, axis=1, keepdims=True)
+            cosine = float(np.min(np.sum(features * reference.embed_aligned(crops), axis=1)))
+            progress(f"embed_torch: {'fp16' if half else 'fp32'} batch {batch} on {device}")
+            stats = time_ms(run, *timing)
+            stats["per_face_ms"] = stats["median_ms"] / batch
+            params = {"model": "w600k_mbf", "device": args.device, "precision": "fp16" if half else "fp32",
+                      "batch": batch, "min_cosine_vs_onnxruntime": round(cosine, 5)}  # fmt: skip
+            rows.append(Row("embed_torch", "embed aligned crops (torch)", params, stats))
+    return rows
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace, Callable[[str], None]], list[Row]]] = {
     "faces": faces_section,
+    "embed_torch": embed_torch_section,
 }
 SECTIONS.update(memory_tiers.sections(Row, time_ms, head_crops, composite_frame))
 

@@ -231,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda:N")
     parser.add_argument("--half", action="store_true", help="FP16 (CUDA only)")
     parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument(
+        "--size", default="640x480", help="camera frame size WxH the frames are resized to ('' keeps 768x576)"
+    )
     parser.add_argument("--frames", type=int, default=100, help="measured frames per part (default 100)")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured frames first (default 3)")
     parser.add_argument("--feed-hz", type=float, default=30.0, help="camera rate of the throughput part")
@@ -246,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     args.model = args.model or default_model()
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     frames, source = load_frames(args.frames)
+    if args.size:  # the camera resolution under test; both parts get the same resized frames
+        width, height = (int(v) for v in args.size.lower().split("x"))
+        frames = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames]
+        source += f" resized to {width}x{height}"
     started = datetime.now(timezone.utc).isoformat()
     print(
         f"raw: {Path(args.model).name} on {args.device}{' fp16' if args.half else ''}, "
