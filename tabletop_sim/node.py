@@ -1,0 +1,269 @@
+"""tabletop_sim node: the simulated reference task on ROS topics (a managed node).
+
+Publishes /camera/image_raw (rgb8) + /camera/camera_info, /joint_states and /sim/status (JSON:
+episode, instruction, target, success, distance, elapsed); follows /vla/joint_command; reads
+/vla/instruction to know which object the current task names; ~/reset (std_srvs/Trigger) lays out
+a new random scene with the arm at home. All timing follows the node clock (use_sim_time works).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import Node, State, TransitionCallbackReturn
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Header, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from humanoid_common.config import apply_fastdds_profile
+from humanoid_common.diagnostics import OK, WARN, DiagnosticsPublisher
+from humanoid_common.images import numpy_to_image
+from humanoid_common.qos import load_qos_config
+from humanoid_common.watch import WatchedPublisher, WatchedSubscription
+from tabletop_sim.commands import CommandError, TrajectoryPoint, current_target
+from tabletop_sim.instructions import parse_target
+from tabletop_sim.render import Camera, render
+from tabletop_sim.world import JOINT_NAMES, SuccessSpec, World
+
+MAX_PHYSICS_STEP_S = 0.02  # a late timer tick is integrated in steps no longer than this
+
+PARAMETERS = {  # name: (default, description)
+    "autostart": (True, "configure and activate at start"),
+    "seed": (-1, "layout seed: the same seed gives the same sequence of layouts (-1: random)"),
+    "physics_rate_hz": (200.0, "world integration rate"),
+    "camera_rate_hz": (30.0, "image and camera_info rate"),
+    "joint_state_rate_hz": (100.0, "/joint_states rate"),
+    "status_rate_hz": (10.0, "/sim/status rate"),
+    "image_width": (320, "camera image width (pixels)"),
+    "image_height": (240, "camera image height (pixels)"),
+    "camera_frame": ("sim_camera", "frame_id of images and camera_info"),
+    "success_radius_m": (0.04, "end effector within this distance of the target counts as touching"),
+    "success_hold_s": (0.25, "...for at least this long"),
+    "qos_file": ("", "QoS YAML (empty: config/qos.yaml)"),
+}
+
+
+class TabletopSimNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("tabletop_sim", **kwargs)
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        self._timers: list = []
+        self._stats = {"commands": 0, "rejected_commands": 0, "rejected_instructions": 0, "resets": 0}
+        self._last_rejection = ""
+        self.episode = 0
+        self.instruction = ""
+        if (
+            self.get_parameter("autostart").value
+            and self.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        ):
+            self.trigger_activate()
+
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _validated_rates(self) -> dict[str, float]:
+        rates = {name: float(self._param(name)) for name in PARAMETERS if name.endswith("_rate_hz")}
+        for name, rate in rates.items():
+            if not 0.1 <= rate <= 2000.0:
+                raise ValueError(f"parameter {name} = {rate} must be between 0.1 and 2000 Hz")
+        return rates
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            self.rates = self._validated_rates()
+            self.camera = Camera(int(self._param("image_width")), int(self._param("image_height")))
+            success = SuccessSpec(
+                float(self._param("success_radius_m")), float(self._param("success_hold_s"))
+            )
+            if success.radius_m <= 0 or success.hold_s < 0:
+                raise ValueError("success_radius_m must be > 0 and success_hold_s >= 0")
+            qos = load_qos_config(self._param("qos_file") or None)
+        except (ValueError, OSError) as error:
+            self.get_logger().error(f"configuration rejected: {error}")
+            return TransitionCallbackReturn.FAILURE
+        seed = int(self._param("seed"))
+        self.world = World(success_spec=success, seed=None if seed < 0 else seed)
+        self.image_pub = WatchedPublisher(self, Image, "/camera/image_raw", qos)
+        self.info_pub = WatchedPublisher(self, CameraInfo, "/camera/camera_info", qos)
+        self.joint_pub = WatchedPublisher(self, JointState, "/joint_states", qos)
+        self.status_pub = WatchedPublisher(self, String, "/sim/status", qos)
+        self.command_sub = WatchedSubscription(
+            self, JointTrajectory, "/vla/joint_command", self._on_command, qos
+        )
+        self.instruction_sub = WatchedSubscription(
+            self, String, "/vla/instruction", self._on_instruction, qos
+        )
+        self.reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
+        self.diagnostics = DiagnosticsPublisher(self, "tabletop_sim")
+        self.diagnostics.add("episode", self._diagnostic_status)
+        self.get_logger().info(
+            f"configured: {self.camera.width}x{self.camera.height} camera, rates {self.rates}"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self._last_physics_ns = self.get_clock().now().nanoseconds
+        for rate, callback in (
+            (self.rates["physics_rate_hz"], self._step_physics),
+            (self.rates["camera_rate_hz"], self._publish_camera),
+            (self.rates["joint_state_rate_hz"], self._publish_joint_states),
+            (self.rates["status_rate_hz"], self._publish_status),
+        ):
+            self._timers.append(self.create_timer(1.0 / rate, callback))
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._timers.clear()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self.command_sub.destroy()
+        self.instruction_sub.destroy()
+        for publisher in (self.image_pub, self.info_pub, self.joint_pub, self.status_pub):
+            self.destroy_publisher(publisher.publisher)
+        self.destroy_service(self.reset_srv)
+        self.diagnostics.destroy()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        if self._timers:
+            self.on_deactivate(state)
+        return TransitionCallbackReturn.SUCCESS
+
+    # --- callbacks: all world logic lives in the core (world, commands, instructions) ---
+
+    def _reject(self, what: str, error: Exception) -> None:
+        self._stats[what] += 1
+        self._last_rejection = str(error)
+        self.get_logger().warning(f"dropped a message ({what}): {error}", throttle_duration_sec=2.0)
+
+    def _on_command(self, msg: JointTrajectory) -> None:
+        if not self._timers:
+            return  # inactive: commands are ignored
+        points = [
+            TrajectoryPoint(p.positions, p.time_from_start.sec * 1_000_000_000 + p.time_from_start.nanosec)
+            for p in msg.points
+        ]
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        try:
+            target = current_target(
+                msg.joint_names, points, stamp_ns, self.get_clock().now().nanoseconds, JOINT_NAMES
+            )
+            self.world.set_command(target)
+        except (CommandError, ValueError) as error:
+            self._reject("rejected_commands", error)
+            return
+        self._stats["commands"] += 1
+
+    def _on_instruction(self, msg: String) -> None:
+        if not msg.data.strip():  # an empty instruction ends the task
+            self.world.set_target(None)
+            self.instruction = ""
+            return
+        try:
+            target = parse_target(msg.data)
+            self.world.set_target(target)
+        except (ValueError, KeyError) as error:
+            self._reject("rejected_instructions", error)
+            return
+        self.instruction = msg.data
+        self.get_logger().info(f"episode {self.episode}: task '{msg.data}' → target {target}")
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self.world.reset()
+        self.episode += 1
+        self.instruction = ""
+        self._stats["resets"] += 1
+        layout = ", ".join(
+            f"{o.name} at ({o.position[0]:.2f}, {o.position[1]:.2f})" for o in self.world.objects
+        )
+        response.success = True
+        response.message = f"episode {self.episode}: {layout}"
+        return response
+
+    def _step_physics(self) -> None:
+        now = self.get_clock().now().nanoseconds
+        remaining = (now - self._last_physics_ns) / 1e9
+        self._last_physics_ns = now
+        while remaining > 1e-9:
+            step = min(remaining, MAX_PHYSICS_STEP_S)
+            self.world.step(step)
+            remaining -= step
+
+    def _header(self, frame_id: str) -> Header:
+        return Header(stamp=self.get_clock().now().to_msg(), frame_id=frame_id)
+
+    def _publish_camera(self) -> None:
+        header = self._header(self._param("camera_frame"))
+        self.image_pub.publish(numpy_to_image(render(self.world, self.camera), "rgb8", header))
+        info = CameraInfo(header=header, width=self.camera.width, height=self.camera.height)
+        k = self.camera.intrinsics()
+        info.k = k.reshape(-1).tolist()
+        info.p = np.hstack([k, np.zeros((3, 1))]).reshape(-1).tolist()
+        info.r = np.eye(3).reshape(-1).tolist()
+        info.distortion_model = "plumb_bob"
+        info.d = [0.0] * 5
+        self.info_pub.publish(info)
+
+    def _publish_joint_states(self) -> None:
+        msg = JointState(header=self._header(""), name=list(JOINT_NAMES))
+        msg.position = self.world.q.tolist()
+        msg.velocity = self.world.qd.tolist()
+        self.joint_pub.publish(msg)
+
+    def status(self) -> dict:
+        world = self.world
+        distance = world.target_distance()
+        return {
+            "episode": self.episode,
+            "instruction": self.instruction,
+            "target": world.target,
+            "success": world.success,
+            "distance_m": None if distance is None else round(distance, 4),
+            "elapsed_s": round(world.elapsed_s(), 3),
+            "time_to_success_s": None if world.success_time_s is None else round(world.success_time_s, 3),
+            "joints": [round(v, 4) for v in world.q],
+            "objects": {o.name: [round(o.position[0], 4), round(o.position[1], 4)] for o in world.objects},
+        }
+
+    def _publish_status(self) -> None:
+        self.status_pub.publish(String(data=json.dumps(self.status())))
+
+    def _diagnostic_status(self):
+        rejected = self._stats["rejected_commands"] + self._stats["rejected_instructions"]
+        level = WARN if rejected else OK
+        message = f"episode {self.episode}, target {self.world.target}, success {self.world.success}"
+        if rejected:
+            message += f"; last rejected: {self._last_rejection}"
+        return (
+            level,
+            message,
+            {**self._stats, "command_deadline_misses": self.command_sub.health.deadline_misses},
+        )
+
+
+def main(args: list[str] | None = None) -> int:
+    apply_fastdds_profile()
+    rclpy.init(args=sys.argv if args is None else args)
+    node = TabletopSimNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
