@@ -6,9 +6,11 @@ inference runs (with injected latency), holds caused by an empty queue, camera-t
    The instruction embedding is computed once per instruction by the node (cached), so here it is a
    fixed vector and MiniLM is not loaded; this part imports no ROS and runs on a GPU machine with
    only torch, onnxruntime, opencv and numpy (``--device cuda:0``).
-2. Control (CPU, rclpy): the real vla_node in this process, fed a 320x240 camera at 30 Hz and joint
-   states at 100 Hz, motion enabled, for each control rate x injected inference delay (real ONNX model
-   plus the delay). Jitter = |tick interval - period|. Also the synchronous mode at 24 Hz for contrast.
+2. Control (CPU, rclpy): the real vla_node in this process on its own executor, as its main() runs
+   it (same GIL switch interval), fed by bench/vla_feeder.py in another process (320x240 rgb8 camera
+   at 30 Hz, joint states at 100 Hz, the instruction), motion enabled, for each control rate x
+   injected inference delay (real ONNX model plus the delay). Jitter = |tick interval - period|;
+   overruns = control deadlines skipped. Also the synchronous mode at 24 Hz for contrast.
 
 The model is vla_node/models/reference (part A's trained checkpoint). When it is absent the same
 network with untrained random weights is built under out/bench/ (labelled "untrained": latency does
@@ -22,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -144,22 +148,27 @@ def measure_latency(checkpoint: Path, device: str, runs: int, threads: int) -> l
     return rows
 
 
+def start_feeder(joints: list[str]) -> subprocess.Popen:
+    """bench/vla_feeder.py in its own process (camera and robot drivers are other processes)."""
+    command = [sys.executable, str(REPO / "bench" / "vla_feeder.py"), "--joints", ",".join(joints)]
+    return subprocess.Popen(command, cwd=REPO, start_new_session=True)
+
+
+def stop_feeder(feeder: subprocess.Popen) -> None:
+    feeder.send_signal(signal.SIGINT)
+    try:
+        feeder.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        feeder.kill()
+        feeder.wait()
+
+
 def measure_control(checkpoint: Path, rates: list[float], delays: list[float], seconds: float) -> list[dict]:
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.executors import MultiThreadedExecutor
-    from rclpy.parameter import Parameter
-    from std_msgs.msg import String
-    from std_srvs.srv import SetBool
-
-    sys.path.insert(0, str(REPO / "test"))
-    from vla_fixtures import Feeder  # the tests' camera/robot publisher
-
     from humanoid_common.config import apply_fastdds_profile
-    from humanoid_common.qos import load_qos_config
-    from vla_node.node import VlaNode
+    from vla_node.node import SWITCH_INTERVAL_S
     from vla_node.reference_policy import read_metadata
 
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # as the node's main() does
     apply_fastdds_profile()
     joints = read_metadata(checkpoint)["joint_names"]
     limits = OUT / "bench_limits.yaml"
@@ -167,44 +176,69 @@ def measure_control(checkpoint: Path, rates: list[float], delays: list[float], s
     scenarios = [(rate, delay, "async") for rate in rates for delay in delays]
     scenarios += [(24.0, delay, "sync") for delay in delays]
     rows = []
-    for rate, delay, mode in scenarios:
-        context = Context()
-        rclpy.init(context=context)
-        executor = MultiThreadedExecutor(num_threads=4, context=context)
-        node = VlaNode(
-            context=context,
-            parameter_overrides=[
-                Parameter("policy", value=f"onnx:{checkpoint}"),
-                Parameter("control_rate_hz", value=rate),
-                Parameter("inference_delay_ms", value=delay),
-                Parameter("mode", value=mode),
-                Parameter("limits_file", value=str(limits)),
-                Parameter("inference_threads", value=1),
-            ],
-        )
-        if node.policy is None:
-            raise SystemExit("the vla_node did not configure; see its log above")
-        driver = rclpy.create_node("vla_bench_driver", context=context)
-        Feeder(driver, positions=[0.0] * len(joints), image_shape=(240, 320, 3), joint_names=joints)
-        qos = load_qos_config()
-        driver.create_publisher(String, "/vla/instruction", qos.profile("/vla/instruction")).publish(
-            String(data="touch the red cup")
-        )
-        executor.add_node(node)
-        executor.add_node(driver)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
+    feeder = start_feeder(joints)
+    try:
+        for rate, delay, mode in scenarios:
+            rows.append(run_scenario(checkpoint, limits, rate, delay, mode, seconds))
+    finally:
+        stop_feeder(feeder)
+    return rows
+
+
+def run_scenario(
+    checkpoint: Path, limits: Path, rate: float, delay: float, mode: str, seconds: float
+) -> dict:
+    """The vla_node on its own executor, as its main() runs it, fed by the feeder process."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+    from std_srvs.srv import SetBool
+
+    from vla_node.control_loop import ControlLoop
+    from vla_node.node import VlaNode
+
+    context = Context()
+    rclpy.init(context=context)
+    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    node = VlaNode(
+        context=context,
+        parameter_overrides=[
+            Parameter("policy", value=f"onnx:{checkpoint}"),
+            Parameter("control_rate_hz", value=rate),
+            Parameter("inference_delay_ms", value=delay),
+            Parameter("mode", value=mode),
+            Parameter("limits_file", value=str(limits)),
+            Parameter("inference_threads", value=1),
+        ],
+    )
+    if node.policy is None:
+        raise SystemExit("the vla_node did not configure; see its log above")
+    driver = rclpy.create_node("vla_bench_driver", context=context)  # only calls /vla/enable
+    executor.add_node(node)
+    executor.add_node(driver)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
         client = driver.create_client(SetBool, "/vla/enable")
-        client.wait_for_service(timeout_sec=10)
+        if not client.wait_for_service(timeout_sec=10):
+            raise SystemExit("/vla/enable did not appear")
         client.call_async(SetBool.Request(data=True))
         deadline = time.monotonic() + 15
         while node.queue.stats.chunks == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
+        if node.queue.stats.chunks == 0:
+            raise SystemExit("no action chunk within 15 s: is bench/vla_feeder.py publishing?")
         before = dict(node.safety.counts)
-        node.period_jitter_ms = type(node.period_jitter_ms)(100000)
+        node.control_loop.reset_stats()
         node.camera_to_command_ms = type(node.camera_to_command_ms)(10000)
+        # The same loop with an empty step beside the node: what the process and machine alone cost.
+        probe = ControlLoop(1 / rate, lambda _deadline: None, name="bench-probe")
+        probe.start()
         time.sleep(seconds)
-        jitter = node.period_jitter_ms.summary()
+        probe.stop()
+        loop = node.control_loop
+        jitter = loop.jitter_ms.summary()
         counts = {
             k: node.safety.counts[k] - before.get(k, 0) for k in ("sent", "empty_queue", "stale_camera")
         }
@@ -216,26 +250,29 @@ def measure_control(checkpoint: Path, rates: list[float], delays: list[float], s
             "jitter_p50_ms": jitter["median"],
             "jitter_p99_ms": jitter["p99"],
             "jitter_max_ms": jitter["max"],
+            "overruns": loop.overruns,
+            "empty_loop_jitter_p99_ms": probe.jitter_ms.p99,
             "inference_median_ms": node.worker.latency_ms.median,
             "empty_queue_holds": counts["empty_queue"],
             "stale_holds": counts["stale_camera"],
             "sent": counts["sent"],
             "camera_to_command_median_ms": node.camera_to_command_ms.median,
         }
-        rows.append(row)
-        print(
-            f"  {mode:<5} {rate:5.0f} Hz  +{delay:4.0f} ms  jitter p50 {row['jitter_p50_ms']:.2f} p99 "
-            f"{row['jitter_p99_ms']:.2f} max {row['jitter_max_ms']:.2f} ms  inference "
-            f"{row['inference_median_ms']:.0f} ms  empty-queue holds "
-            f"{row['empty_queue_holds']}/{row['ticks']}",
-            flush=True,
-        )
-        context.try_shutdown()
+    finally:
+        executor.shutdown(timeout_sec=5)
         spinner.join(timeout=5)
-        executor.shutdown(timeout_sec=2)
         node.destroy_node()
         driver.destroy_node()
-    return rows
+        context.try_shutdown()
+    print(
+        f"  {mode:<5} {rate:5.0f} Hz  +{delay:4.0f} ms  jitter p50 {row['jitter_p50_ms']:.3f} p99 "
+        f"{row['jitter_p99_ms']:.3f} max {row['jitter_max_ms']:.2f} ms  overruns {row['overruns']}  "
+        f"(empty loop p99 {row['empty_loop_jitter_p99_ms']:.3f})  "
+        f"inference {row['inference_median_ms']:.0f} ms  empty-queue holds "
+        f"{row['empty_queue_holds']}/{row['ticks']}",
+        flush=True,
+    )
+    return row
 
 
 def main() -> None:
@@ -255,7 +292,7 @@ def main() -> None:
     if not args.skip_control and args.device == "cpu":
         rates = [24.0, 50.0]
         delays = [20.0, 400.0] if args.quick else [20.0, 100.0, 200.0, 400.0]
-        print("control loop (vla_node in process, motion enabled):", flush=True)
+        print("control loop (vla_node on its own executor, feeder process, motion enabled):", flush=True)
         control = measure_control(checkpoint, rates, delays, 3.0 if args.quick else 10.0)
     result = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),

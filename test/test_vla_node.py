@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
@@ -103,6 +104,15 @@ def test_dry_run_enable_camera_stall_and_resume(ros, tmp_path):
     wait_for(lambda: node.safety.counts["disabled"] >= disabled_before + 10, 5, "disabled ticks")
     assert len(commands) == count
 
+    # Deactivate: the control thread stops; activate starts a new one.
+    loop = node.control_loop
+    assert loop.running
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert not loop.running
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert node.control_loop is not loop
+    wait_for(lambda: node.control_loop.steps >= 5, 5, "control steps after re-activation")
+
 
 def test_nan_actions_are_rejected_and_counted(ros, tmp_path):
     node, helper, commands, chunks, instruction = start(
@@ -129,4 +139,4 @@ def test_invalid_configuration_fails_configure_with_a_clear_message(ros, tmp_pat
     )
     ros.add(node)
     assert node.policy is None
-    assert node._timer is None
+    assert node.control_loop is None
