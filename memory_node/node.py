@@ -19,19 +19,18 @@ from typing import Any
 
 import cv2
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
-from humanoid_common.config import apply_fastdds_profile, config_dir
+from humanoid_common.config import config_dir
 from humanoid_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, LatencyWindow
 from humanoid_common.images import ImageFormatError, image_to_numpy, to_bgr8
+from humanoid_common.lifecycle import ManagedNode, run_node
 from humanoid_common.qos import QosConfigError, load_qos_config
 from humanoid_common.watch import WatchedPublisher, WatchedSubscription
 from humanoid_stack.msg import DetectionArray, MemoryEvent, Person, PersonArray, PersonInfo
@@ -51,7 +50,6 @@ PEOPLE_TOPIC = "/memory/people"
 EVENTS_TOPIC = "/memory/events"
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
-    "autostart": (True, "Configure and activate at start-up"),
     "config_file": ("", "Memory configuration YAML (empty: config/memory.yaml)"),
     "thresholds_file": ("", "Per-model similarity thresholds YAML (empty: config/face_thresholds.yaml)"),
     "data_dir": ("", "Folder of the encrypted store; overrides memory.storage.data_dir when set"),
@@ -89,7 +87,7 @@ def _time_msg(seconds: float | None) -> Time:
     return Time(sec=int(seconds), nanosec=int((seconds % 1) * 1e9))
 
 
-class MemoryNode(LifecycleNode):
+class MemoryNode(ManagedNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("memory_node", **kwargs)
         for name, (default, description) in PARAMETERS.items():
@@ -109,12 +107,7 @@ class MemoryNode(LifecycleNode):
         self._diagnostics: DiagnosticsPublisher | None = None
         self._services_group = ReentrantCallbackGroup()
         self._reset_stats()
-        self.autostart_ok = True
-        if self.get_parameter("autostart").value:
-            self.autostart_ok = (
-                self.trigger_configure() == TransitionCallbackReturn.SUCCESS
-                and self.trigger_activate() == TransitionCallbackReturn.SUCCESS
-            )
+        self.autostart()
 
     def _param(self, name: str) -> Any:
         return self.get_parameter(name).value
@@ -184,25 +177,7 @@ class MemoryNode(LifecycleNode):
         self.get_logger().info(f"active: {IMAGE_TOPIC} → {PEOPLE_TOPIC}, {EVENTS_TOPIC}")
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_input()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_input()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def destroy_node(self) -> None:
-        self._stop_input()
-        self._release()
-        super().destroy_node()
-
-    def _stop_input(self) -> None:
+    def stop_input(self) -> None:
         for sub in (self._image_sub, self._detections_sub):
             if sub is not None:
                 sub.destroy()
@@ -217,7 +192,7 @@ class MemoryNode(LifecycleNode):
             self.destroy_timer(timer)
         self._services, self._timers = [], []
 
-    def _release(self) -> None:
+    def release(self) -> None:
         for endpoint in [*self._endpoints, self._diagnostics]:
             if endpoint is not None:
                 endpoint.destroy()
@@ -502,23 +477,9 @@ class MemoryNode(LifecycleNode):
         return OK, f"{len(memory.people)} people", values
 
 
-def main(args: list[str] | None = None) -> None:
-    apply_fastdds_profile()
-    rclpy.init(args=sys.argv if args is None else args)
-    node = MemoryNode()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        if not node.autostart_ok:
-            node.get_logger().error("autostart failed; staying unconfigured (see the error above)")
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+def main(args: list[str] | None = None) -> int:
+    return run_node(MemoryNode, args, threads=4)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,16 +12,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from humanoid_common.config import apply_fastdds_profile
 from humanoid_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, LatencyWindow, RateMeter
 from humanoid_common.images import (
     ImageFormatError,
@@ -30,6 +27,7 @@ from humanoid_common.images import (
     numpy_to_image,
     to_bgr8,
 )
+from humanoid_common.lifecycle import ManagedNode, run_node
 from humanoid_common.qos import QosConfig, QosConfigError, load_qos_config
 from humanoid_common.watch import TopicHealth, WatchedPublisher, WatchedSubscription
 from humanoid_stack.msg import DetectionArray
@@ -66,12 +64,9 @@ def with_reliability(qos: QosConfig, topic: str, reliability: str) -> QosConfig:
     return QosConfig(topics, f"{qos.source} (reliability of {topic}: {reliability})")
 
 
-class PerceptionNode(LifecycleNode):
+class PerceptionNode(ManagedNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("perception_node", **kwargs)
-        self.declare_parameter(
-            "autostart", True, ParameterDescriptor(description="Configure and activate at start-up")
-        )
         for spec in PARAMETERS:
             descriptor = ParameterDescriptor(description=spec.description + " (read on configure)")
             default = Parameter.Type.STRING_ARRAY if spec.default == [] else spec.default
@@ -85,12 +80,7 @@ class PerceptionNode(LifecycleNode):
         self._diagnostics: DiagnosticsPublisher | None = None
         self._throttle = KeyedThrottle(WARN_PERIOD_S)
         self._reset_stats()
-        self.autostart_ok = True
-        if self.get_parameter("autostart").value:
-            self.autostart_ok = (
-                self.trigger_configure() == TransitionCallbackReturn.SUCCESS
-                and self.trigger_activate() == TransitionCallbackReturn.SUCCESS
-            )
+        self.autostart()
 
     @property
     def model_loaded(self) -> bool:
@@ -134,25 +124,7 @@ class PerceptionNode(LifecycleNode):
         )
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_input()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_input()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def destroy_node(self) -> None:
-        self._stop_input()
-        self._release()
-        super().destroy_node()
-
-    def _stop_input(self) -> None:
+    def stop_input(self) -> None:
         if self._image_sub is not None:
             self._image_sub.destroy()
             self._image_sub = None
@@ -163,7 +135,7 @@ class PerceptionNode(LifecycleNode):
         if self._detector is not None:
             self._detector.reset_tracks()
 
-    def _release(self) -> None:
+    def release(self) -> None:
         for endpoint in (self._diagnostics, self._detections_pub, self._debug_pub):
             if endpoint is not None:
                 endpoint.destroy()
@@ -310,22 +282,7 @@ class PerceptionNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    apply_fastdds_profile()
-    rclpy.init(args=args if args is not None else sys.argv)
-    node = PerceptionNode()
-    code = 0
-    try:
-        if node.get_parameter("autostart").value and not node.autostart_ok:
-            node.get_logger().error("autostart failed (see above); exiting")
-            code = 1
-        else:
-            rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_node(PerceptionNode, args)
 
 
 if __name__ == "__main__":

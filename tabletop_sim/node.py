@@ -12,18 +12,16 @@ import json
 import sys
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
-from rclpy.lifecycle import Node, State, TransitionCallbackReturn
+from rclpy.lifecycle import State, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from humanoid_common.config import apply_fastdds_profile
 from humanoid_common.diagnostics import OK, WARN, DiagnosticsPublisher
 from humanoid_common.images import numpy_to_image
+from humanoid_common.lifecycle import ManagedNode, run_node
 from humanoid_common.qos import load_qos_config
 from humanoid_common.watch import WatchedPublisher, WatchedSubscription
 from tabletop_sim.commands import CommandError, TrajectoryPoint, current_target
@@ -34,7 +32,6 @@ from tabletop_sim.world import JOINT_NAMES, SuccessSpec, World
 MAX_PHYSICS_STEP_S = 0.02  # a late timer tick is integrated in steps no longer than this
 
 PARAMETERS = {  # name: (default, description)
-    "autostart": (True, "configure and activate at start"),
     "seed": (-1, "layout seed: the same seed gives the same sequence of layouts (-1: random)"),
     "physics_rate_hz": (200.0, "world integration rate"),
     "camera_rate_hz": (30.0, "image and camera_info rate"),
@@ -49,21 +46,19 @@ PARAMETERS = {  # name: (default, description)
 }
 
 
-class TabletopSimNode(Node):
+class TabletopSimNode(ManagedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("tabletop_sim", **kwargs)
         for name, (default, description) in PARAMETERS.items():
             self.declare_parameter(name, default, ParameterDescriptor(description=description))
         self._timers: list = []
+        self._endpoints: list = []  # watched topics and diagnostics, destroyed by release()
+        self._services: list = []
         self._stats = {"commands": 0, "rejected_commands": 0, "rejected_instructions": 0, "resets": 0}
         self._last_rejection = ""
         self.episode = 0
         self.instruction = ""
-        if (
-            self.get_parameter("autostart").value
-            and self.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        ):
-            self.trigger_activate()
+        self.autostart()
 
     def _param(self, name: str):
         return self.get_parameter(name).value
@@ -103,6 +98,11 @@ class TabletopSimNode(Node):
         self.reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
         self.diagnostics = DiagnosticsPublisher(self, "tabletop_sim")
         self.diagnostics.add("episode", self._diagnostic_status)
+        self._endpoints = [
+            self.image_pub, self.info_pub, self.joint_pub, self.status_pub,
+            self.command_sub, self.instruction_sub, self.diagnostics,
+        ]  # fmt: skip
+        self._services = [self.reset_srv]
         self.get_logger().info(
             f"configured: {self.camera.width}x{self.camera.height} camera, rates {self.rates}"
         )
@@ -119,25 +119,17 @@ class TabletopSimNode(Node):
             self._timers.append(self.create_timer(1.0 / rate, callback))
         return TransitionCallbackReturn.SUCCESS
 
-    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+    def stop_input(self) -> None:
         for timer in self._timers:
             self.destroy_timer(timer)
         self._timers.clear()
-        return TransitionCallbackReturn.SUCCESS
 
-    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self.command_sub.destroy()
-        self.instruction_sub.destroy()
-        for publisher in (self.image_pub, self.info_pub, self.joint_pub, self.status_pub):
-            self.destroy_publisher(publisher.publisher)
-        self.destroy_service(self.reset_srv)
-        self.diagnostics.destroy()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        if self._timers:
-            self.on_deactivate(state)
-        return TransitionCallbackReturn.SUCCESS
+    def release(self) -> None:
+        for endpoint in self._endpoints:
+            endpoint.destroy()
+        for service in self._services:
+            self.destroy_service(service)
+        self._endpoints, self._services = [], []
 
     # --- callbacks: all world logic lives in the core (world, commands, instructions) ---
 
@@ -252,17 +244,7 @@ class TabletopSimNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    apply_fastdds_profile()
-    rclpy.init(args=sys.argv if args is None else args)
-    node = TabletopSimNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(TabletopSimNode, args)
 
 
 if __name__ == "__main__":

@@ -1,43 +1,45 @@
 """vla_node: the ROS shell around the policy, the action queue and the safety layer.
 
 Wiring: camera images and joint states → observation → inference thread → action queue → safety →
-/vla/joint_command at the control rate. The control timer has its own callback group and never
-waits on inference; everything it calls is bounded (queue pop, limit checks, one publish).
+/vla/joint_command at the control rate. The control step runs on its own thread (`ControlLoop`,
+absolute deadlines on the wall clock), not on the executor, so message callbacks cannot delay it;
+it never waits on inference and everything it calls is bounded (queue pop, limit checks, one
+publish). Subscriptions, the enable service and diagnostics stay on the executor.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Duration as DurationMsg
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.time import Time
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Empty, String
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from humanoid_common.config import apply_fastdds_profile, config_dir
-from humanoid_common.diagnostics import OK, WARN, DiagnosticsPublisher, LatencyWindow, RateMeter
+from humanoid_common.config import config_dir
+from humanoid_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, LatencyWindow, RateMeter
 from humanoid_common.images import ImageFormatError, image_to_numpy
+from humanoid_common.lifecycle import ManagedNode, run_node
 from humanoid_common.qos import load_qos_config
 from humanoid_common.watch import WatchedPublisher, WatchedSubscription
 from humanoid_stack.msg import ActionChunk
 from vla_node.action_queue import ActionQueue, QueueConfig, resample_chunk
 from vla_node.backends import load_policy, parse_spec
+from vla_node.control_loop import ControlLoop
 from vla_node.inference import InferenceWorker, Result
 from vla_node.observation import JointOrderError, VlaConfig, joint_positions, rgb_image
 from vla_node.policy import Observation
 from vla_node.safety import HOLDS, Inputs, SafetyConfig, SafetyLayer, load_limits_urdf, load_limits_yaml
 
 PARAMETERS = {  # name: (default, description)
-    "autostart": (True, "configure and activate at start"),
     "policy": ("", "policy to load: reference:<dir>, onnx:<file|dir> or lerobot:<dir>"),
     "device": ("cpu", "cpu, cuda[:N], or tensorrt[:N] (ONNX only)"),
     "config_file": ("", "observation mapping and backend options (default: config/vla.yaml)"),
@@ -53,10 +55,14 @@ PARAMETERS = {  # name: (default, description)
     "max_joint_state_age_ms": (100.0, "hold when the newest joint state is older than this"),
     "inference_threads": (0, "CPU threads of the model runtime (0: runtime default)"),
 }
+#: GIL switch interval set by `main` (Python's default is 5 ms): a thread holding the GIL (message
+#: conversion, the inference thread's Python code) delays the control thread by at most about this.
+#: Process-wide, so only the node's own entry point sets it, never an import.
+SWITCH_INTERVAL_S = 0.0005
 RANGES = {"control_rate_hz": (1.0, 100.0), "chunk_threshold": (0.0, 1.0), "new_chunk_weight": (0.0, 1.0)}
 
 
-class VlaNode(LifecycleNode):
+class VlaNode(ManagedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("vla_node", **kwargs)
         for name, (default, description) in PARAMETERS.items():
@@ -67,15 +73,12 @@ class VlaNode(LifecycleNode):
             self.declare_parameter(name, default, descriptor)
         self.policy = None
         self.worker: InferenceWorker | None = None
-        self._timer = None
+        self.control_loop: ControlLoop | None = None
         self._endpoints: list = []
-        self.period_jitter_ms = LatencyWindow(5000)
         self.camera_to_command_ms = LatencyWindow(500)
         self.rate = RateMeter(5.0)
         self.malformed = {"image": 0, "joint_states": 0}
-        autostart = self.get_parameter("autostart").value
-        if autostart and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            self.trigger_activate()
+        self.autostart()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -143,15 +146,14 @@ class VlaNode(LifecycleNode):
         self._instruction = ""
         self._submitted_instruction = ""
         self._deadline_missed = {"camera": False, "joints": False}
-        self._tick = 0
-        self._last_tick_s: float | None = None
+        self._tick = 0  # the next control tick; ticks keep counting across re-activations
+        self._first_tick = 0  # the tick of the running loop's deadline 0
         self._latency_stamp_ns: int | None = None
         self._make_endpoints(config)
 
     def _make_endpoints(self, config: VlaConfig) -> None:
         qos = load_qos_config(self._param("qos_file") or None)
         inputs = ReentrantCallbackGroup()
-        self._control_group = MutuallyExclusiveCallbackGroup()
         self._image_subs = {
             key: WatchedSubscription(
                 self,
@@ -195,43 +197,29 @@ class VlaNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.worker = InferenceWorker(self.policy, delay_s=self._param("inference_delay_ms") / 1e3)
-        self._last_tick_s = None
-        self._timer = self.create_timer(self.period_s, self._control_tick, callback_group=self._control_group)
+        self._first_tick = self._tick
+        self.control_loop = ControlLoop(
+            self.period_s, self._control_tick, name="vla-control", on_failure=self._on_control_failure
+        )
+        self.control_loop.start()
         self.get_logger().info(
             f"active at {1 / self.period_s:g} Hz, {self.queue.config.mode.value} mode; motion output is "
             "disabled until /vla/enable is called with true"
         )
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_loop()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def _stop_loop(self) -> None:
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-            self._timer = None
+    def stop_input(self) -> None:
+        if self.control_loop is not None:
+            self.control_loop.stop()
         if self.worker is not None:
             self.worker.close()
             self.worker = None
         if getattr(self, "safety", None):
             self.safety.enable(False)
 
-    def destroy_node(self) -> None:
-        self.release()
-        super().destroy_node()
-
     def release(self) -> None:
         """Stop the loop and free the policy, its worker and the topics (idempotent)."""
-        self._stop_loop()
+        self.stop_input()
         for endpoint in self._endpoints:
             endpoint.destroy()
         self._endpoints = []
@@ -282,13 +270,17 @@ class VlaNode(LifecycleNode):
 
     # -- control loop ---------------------------------------------------------------------------
 
-    def _control_tick(self) -> None:
-        now_s = time.monotonic()
-        if self._last_tick_s is not None:
-            self.period_jitter_ms.add(abs(now_s - self._last_tick_s - self.period_s) * 1e3)
-        self._last_tick_s = now_s
+    def _on_control_failure(self, error: BaseException) -> None:
+        self.get_logger().fatal(
+            f"the control step failed, no more commands are published: {type(error).__name__}: {error}"
+        )
+
+    def _control_tick(self, deadline: int) -> None:
+        """One control period, on the control thread; `deadline` counts periods since activation
+        (skipped ones included, so queued actions stay on their time slots after an overrun)."""
         self.rate.tick()
-        tick, self._tick = self._tick, self._tick + 1
+        tick = self._first_tick + deadline
+        self._tick = tick + 1
         if self._instruction != self._submitted_instruction or self.safety.stopped:
             self.queue.reset()
         result = self.worker.poll()
@@ -375,7 +367,7 @@ class VlaNode(LifecycleNode):
             "enabled": self.safety.enabled,
             "stopped": self.safety.stopped,
             "rate_hz": self.rate.rate(),
-            **self.period_jitter_ms.summary("period_jitter_ms."),
+            **(self._loop_values() if self.control_loop else {}),
             **(self.worker.latency_ms.summary("inference_ms.") if self.worker else {}),
             "inference_errors": self.worker.errors if self.worker else 0,
             "queue_depth": len(self.queue),
@@ -392,27 +384,21 @@ class VlaNode(LifecycleNode):
         stale = counts["stale_camera"] + counts["stale_joint_states"]
         level = WARN if self.safety.stopped or (self.worker and self.worker.errors) else OK
         state = "enabled" if self.safety.enabled else "disabled (dry run)"
-        return (
-            level,
-            f"motion {state}; {stale} stale holds, {counts['invalid_action']} invalid actions",
-            values,
-        )
+        message = f"motion {state}; {stale} stale holds, {counts['invalid_action']} invalid actions"
+        failure = self.control_loop.failure if self.control_loop else None
+        if failure is not None:
+            level, message = ERROR, f"control step failed, no commands: {type(failure).__name__}: {failure}"
+        return level, message, values
+
+    def _loop_values(self) -> dict:
+        loop = self.control_loop
+        return {**loop.jitter_ms.summary("period_jitter_ms."), "overruns": loop.overruns}
 
 
-def main(args: list[str] | None = None) -> None:
-    apply_fastdds_profile()
-    rclpy.init(args=args)
-    node = VlaNode()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+def main(args: list[str] | None = None) -> int:
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # process-wide: hand the GIL to the control thread quickly
+    return run_node(VlaNode, args, threads=4)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Managed (lifecycle) nodes of the suite: the autostart parameter, the release plumbing, one main().
+
+Every node acquires its resources (models, GPU memory, database handles, topics) in on_configure /
+on_activate and gives them back in two idempotent methods: `stop_input()` undoes activate and
+`release()` undoes configure. ManagedNode calls them on deactivate, cleanup, shutdown and destroy,
+so no node repeats that plumbing. `run_node()` is every entry point's main: a node whose autostart
+fails exits with status 1, so a supervisor (launch respawn, systemd) sees the failure.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+
+from humanoid_common.config import apply_fastdds_profile
+
+
+class ManagedNode(LifecycleNode):
+    """A lifecycle node with an `autostart` parameter (default true).
+
+    Subclasses declare their parameters, then call `self.autostart()` at the end of `__init__`; with
+    autostart true the node configures and activates itself, like a plain node, and
+    `autostart_ok` tells whether both transitions succeeded.
+    """
+
+    def __init__(self, node_name: str, **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        self.declare_parameter(
+            "autostart",
+            True,
+            ParameterDescriptor(description="Configure and activate at start-up (false: wait for a manager)"),
+        )
+        self.autostart_ok = True
+
+    def autostart(self) -> None:
+        if self.get_parameter("autostart").value:
+            self.autostart_ok = (
+                self.trigger_configure() == TransitionCallbackReturn.SUCCESS
+                and self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            )
+
+    def stop_input(self) -> None:
+        """Undo on_activate (stop subscriptions, timers, worker threads); idempotent."""
+
+    def release(self) -> None:
+        """Undo on_configure (free models, stores, publishers); idempotent."""
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop_input()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop_input()
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self) -> None:
+        self.stop_input()
+        self.release()
+        super().destroy_node()
+
+
+def run_node(factory: Callable[[], ManagedNode], args: list[str] | None = None, *, threads: int = 1) -> int:
+    """Init rclpy (with the Fast DDS profile), create the node, spin until Ctrl-C; the exit status."""
+    apply_fastdds_profile()
+    rclpy.init(args=sys.argv if args is None else args)
+    node = factory()
+    executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+    executor.add_node(node)
+    status = 0
+    try:
+        if node.autostart_ok:
+            executor.spin()
+        else:
+            node.get_logger().error("autostart failed (see the error above); exiting")
+            status = 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return status
