@@ -107,14 +107,20 @@ def prepare_models(checkpoint: Path) -> tuple[Path, str]:
 
 
 def measure_latency(checkpoint: Path, device: str, runs: int, threads: int) -> list[dict]:
-    from vla_node.backends import load_policy
+    from vla_node.backends import PolicyLoadError, load_policy
 
     rows = []
     for backend in ("reference", "onnx"):
+        name = "PyTorch" if backend == "reference" else "ONNX Runtime"
         started = time.monotonic()
-        policy = load_policy(
-            f"{backend}:{checkpoint}", device=device, instruction_encoder=fixed_embedding(384)
-        )
+        try:
+            policy = load_policy(
+                f"{backend}:{checkpoint}", device=device, instruction_encoder=fixed_embedding(384)
+            )
+        except PolicyLoadError as error:  # e.g. an onnxruntime build without the device's provider
+            rows.append({"backend": name, "device": device, "unavailable": str(error)})
+            print(f"  {name:<13} {device:<7} unavailable: {error}", flush=True)
+            continue
         load_s = time.monotonic() - started
         meta = policy.metadata
         rng = np.random.default_rng(1)
@@ -130,7 +136,6 @@ def measure_latency(checkpoint: Path, device: str, runs: int, threads: int) -> l
             policy.predict_chunk(observation)
             samples.append((time.perf_counter() - t0) * 1e3)
         p50, p90, p99 = np.percentile(samples, [50, 90, 99])
-        name = "PyTorch" if backend == "reference" else "ONNX Runtime"
         rows.append(
             {
                 "backend": name,

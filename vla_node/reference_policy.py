@@ -22,7 +22,7 @@ import torch
 import yaml
 from torch import nn
 
-from vla_node.backends import check_chunk, image_to_chw
+from vla_node.backends import PolicyLoadError, check_chunk, image_to_chw
 from vla_node.policy import Observation, PolicyMetadata
 
 WEIGHTS_FILE = "model.safetensors"
@@ -185,6 +185,8 @@ class ReferencePolicy:
     def __init__(self, directory: str | Path, device: str = "cpu", *, instruction_encoder=None) -> None:
         directory = Path(directory)
         self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise PolicyLoadError(f"device {device!r}: this PyTorch sees no CUDA device (use cpu)")
         self.net, data = load_network(directory, str(self.device))
         self.metadata = build_metadata(
             self.net.config,
