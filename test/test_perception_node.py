@@ -58,7 +58,8 @@ class Camera:
         self.publisher = self.node.create_publisher(msg_type, topic, qos)
         self.detections: list[DetectionArray] = ros.collect(DetectionArray, DETECTIONS_TOPIC, RELIABLE)
         self.diagnostics: list[DiagnosticArray] = ros.collect(DiagnosticArray, "/diagnostics", RELIABLE)
-        wait_for(lambda: self.publisher.get_subscription_count() >= 1, 10, f"the node subscribing {topic}")
+        # A node in its own process first imports Ultralytics and loads the model: slow on a busy CI host.
+        wait_for(lambda: self.publisher.get_subscription_count() >= 1, 90, f"the node subscribing {topic}")
         wait_for(lambda: self.node.count_subscribers(DETECTIONS_TOPIC) >= 1, 10, "the detections collector")
 
     def send(self, msg) -> int:
@@ -172,10 +173,13 @@ def test_30hz_camera_5hz_node_processes_only_fresh_frames_and_reports_a_stall(ro
     wait_for(lambda: camera.detections, 10, "detections")
     outputs = list(camera.detections)
     assert len(outputs) <= 3.0 * 5 + 2, "the node ran faster than max_rate_hz"
-    # Age of the frame when processing began = latency - inference. A queued (stale) frame would be
-    # several camera periods old; allow one period plus scheduling/transport slack of this busy host.
+    # Age of the frame when processing began = latency - inference. The acceptance bound: under one
+    # camera period plus the inference time (the previous frame's, which was running while this one
+    # waited; the node's own measurement, so the bound follows a loaded host), plus 20 ms of transport.
+    # A queued stale frame would be older by at least one whole processing cycle.
     ages_ms = [out.latency_ms - out.inference_ms for out in outputs]
-    assert max(ages_ms) < period_s * 1e3 + 60, ages_ms
+    bounds_ms = [period_s * 1e3 + prev.inference_ms + 20 for prev in [outputs[0], *outputs[:-1]]]
+    assert all(age < bound for age, bound in zip(ages_ms, bounds_ms, strict=True)), (ages_ms, bounds_ms)
     inference = wait_for(lambda: camera.status("inference"), 10, "inference diagnostics")
     assert int(inference["skipped_stale"]) > sent / 2  # most frames were replaced, not queued
 
