@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 PACKAGE = "humanoid_stack"
 _SOURCE_CONFIG = Path(__file__).resolve().parents[1] / "config"
@@ -33,3 +36,15 @@ def apply_fastdds_profile() -> str:
     for variable in PROFILE_VARIABLES:
         os.environ[variable] = profile
     return profile
+
+
+def read_yaml(path: str | Path, what: str, error: type[Exception] = ValueError) -> Any:
+    """The parsed YAML of a configuration file; `error` (naming `what` and the file) when it cannot be
+    read or parsed, so every loader reports the same way."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML ({what}): {exc}") from exc

@@ -10,7 +10,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rclpy.duration import Duration
 from rclpy.qos import (
     DurabilityPolicy,
@@ -20,7 +19,7 @@ from rclpy.qos import (
     ReliabilityPolicy,
 )
 
-from humanoid_common.config import config_dir
+from humanoid_common.config import config_dir, read_yaml
 
 _CHOICES = {
     "reliability": {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT},
@@ -149,10 +148,5 @@ class QosConfig:
 def load_qos_config(path: str | Path | None = None) -> QosConfig:
     """Load and validate a qos file (default: config/qos.yaml of this suite)."""
     path = Path(path) if path else config_dir() / "qos.yaml"
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise QosConfigError(f"cannot read QoS file {path}: {error.strerror}") from error
-    except yaml.YAMLError as error:
-        raise QosConfigError(f"{path}: not valid YAML: {error}") from error
+    data = read_yaml(path, "QoS file", QosConfigError)
     return QosConfig(parse_qos_config(data, str(path)), str(path))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from humanoid_common.config import read_yaml
 
 
 class MemoryConfigError(ValueError):
@@ -178,13 +178,7 @@ def parse_memory_config(data: Any, source: str = "memory.yaml") -> MemoryConfig:
 
 
 def load_memory_config(path: str | Path) -> MemoryConfig:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise MemoryConfigError(f"cannot read memory config {path}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise MemoryConfigError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(path, "memory config", MemoryConfigError)
     return parse_memory_config(data, str(path))
 
 
@@ -216,12 +210,5 @@ def parse_thresholds(data: Any, model_name: str, source: str = "face_thresholds.
 
 def load_thresholds(path: str | Path, model_name: str) -> Thresholds:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise MemoryConfigError(
-            f"cannot read face thresholds {path}: {exc}; run tools/calibrate_faces"
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise MemoryConfigError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(path, "face thresholds (tools/calibrate_faces.py writes them)", MemoryConfigError)
     return parse_thresholds(data, model_name, str(path))

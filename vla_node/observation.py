@@ -8,8 +8,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 
+from humanoid_common.config import read_yaml
 from humanoid_common.images import to_bgr8
 
 
@@ -49,10 +49,7 @@ class VlaConfig:
     @classmethod
     def load(cls, path: str | Path) -> VlaConfig:
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as error:
-            raise ValueError(f"cannot read VLA config {path}: {error}") from error
+        data = read_yaml(path, "VLA config") or {}
         observation = data.get("observation")
         if not isinstance(observation, dict):
             raise ValueError(f"{path}: expected an 'observation' mapping with 'images' and 'joint_states'")

@@ -22,6 +22,7 @@ import torch
 import yaml
 from torch import nn
 
+from humanoid_common.config import read_yaml
 from vla_node.backends import PolicyLoadError, check_chunk, image_to_chw
 from vla_node.policy import Observation, PolicyMetadata
 
@@ -149,10 +150,7 @@ def save_checkpoint(directory: Path, net: ReferencePolicyNet, metadata: dict[str
 
 def read_metadata(directory: Path) -> dict[str, Any]:
     path = directory / METADATA_FILE
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ValueError(f"cannot read the reference policy metadata {path}: {error}") from error
+    data = read_yaml(path, "reference policy metadata")
     for key in ("network", "joint_names", "control_period_s"):
         if not isinstance(data, dict) or key not in data:
             raise ValueError(

@@ -19,7 +19,8 @@ from enum import Enum
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+from humanoid_common.config import read_yaml
 
 
 class Intervention(str, Enum):
@@ -66,10 +67,7 @@ class LimitsError(ValueError):
 def load_limits_yaml(path: str | Path) -> dict[str, JointLimit]:
     """`joints: {name: {lower, upper, velocity, acceleration}}`; each field optional."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise LimitsError(f"cannot read joint limits {path}: {error}") from error
+    data = read_yaml(path, "joint limits", LimitsError)
     joints = data.get("joints") if isinstance(data, dict) else None
     if not isinstance(joints, dict) or not joints:
         raise LimitsError(
