@@ -110,7 +110,7 @@ class ProcessGroup:
     def log(self, proc: subprocess.Popen) -> str:
         return next(path for p, path in self._procs if p is proc).read_text(errors="replace")
 
-    def stop(self, proc: subprocess.Popen, timeout: float = 10.0) -> int:
+    def stop(self, proc: subprocess.Popen, timeout: float = 30.0) -> int:
         """SIGINT (a clean ROS shutdown), then SIGKILL of the whole group if it lingers."""
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
