@@ -12,14 +12,30 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-NOT_SOURCES = shutil.ignore_patterns(
-    ".git", ".venv", "build", "install", "log", ".cache", "out", "__pycache__", ".pytest_cache"
-)
+
+
+def copy_sources(dest: Path) -> None:
+    """Copy the checkout as a clone would have it: tracked and untracked files git does not ignore.
+
+    Never the virtual environments, caches or build trees beside it (several GB).
+    """
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():  # a tracked file deleted in the work tree is listed too
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
 
 
 @pytest.mark.slow
 def test_colcon_build_and_install_space(tmp_path):
-    shutil.copytree(REPO, tmp_path / "src" / "humanoid_stack", ignore=NOT_SOURCES)
+    copy_sources(tmp_path / "src" / "humanoid_stack")
     underlay = sys.prefix  # the ROS 2 Jazzy wheels, standing in for /opt/ros/<distro>
     env = {**os.environ, "AMENT_PREFIX_PATH": underlay, "CMAKE_PREFIX_PATH": underlay}
     colcon = [Path(sys.prefix, "bin", "colcon"), "build", "--base-paths", "src"]
