@@ -196,7 +196,7 @@ def run_scenario(
     """The vla_node on its own executor, as its main() runs it, fed by the feeder process."""
     import rclpy
     from rclpy.context import Context
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from std_srvs.srv import SetBool
 
@@ -205,7 +205,7 @@ def run_scenario(
 
     context = Context()
     rclpy.init(context=context)
-    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    executor = SingleThreadedExecutor(context=context)  # as run_node()
     node = VlaNode(
         context=context,
         parameter_overrides=[

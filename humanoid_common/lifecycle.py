@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from humanoid_common.config import apply_fastdds_profile
@@ -69,12 +69,17 @@ class ManagedNode(LifecycleNode):
         super().destroy_node()
 
 
-def run_node(factory: Callable[[], ManagedNode], args: list[str] | None = None, *, threads: int = 1) -> int:
-    """Init rclpy (with the Fast DDS profile), create the node, spin until Ctrl-C; the exit status."""
+def run_node(factory: Callable[[], ManagedNode], args: list[str] | None = None) -> int:
+    """Init rclpy (with the Fast DDS profile), create the node, spin until Ctrl-C; the exit status.
+
+    Always a SingleThreadedExecutor: rclpy's MultiThreadedExecutor (7.1.x, Jazzy) over Fast DDS
+    stalls subscriptions for seconds and loses messages even with reliable QoS (bench/executors.py
+    measures it). Work that takes long runs on the nodes' own worker threads instead.
+    """
     apply_fastdds_profile()
     rclpy.init(args=sys.argv if args is None else args)
     node = factory()
-    executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     status = 0
     try:

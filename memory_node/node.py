@@ -21,7 +21,6 @@ import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
@@ -105,7 +104,6 @@ class MemoryNode(ManagedNode):
         self._image_sub: WatchedSubscription | None = None
         self._detections_sub: WatchedSubscription | None = None
         self._diagnostics: DiagnosticsPublisher | None = None
-        self._services_group = ReentrantCallbackGroup()
         self._reset_stats()
         self.autostart()
 
@@ -158,21 +156,17 @@ class MemoryNode(ManagedNode):
             self._detections_sub = WatchedSubscription(
                 self, DetectionArray, DETECTIONS_TOPIC, self._on_detections, self._qos
             )
-        group = self._services_group
         self._services = [
-            self.create_service(Enroll, "/memory/enroll", self._enroll, callback_group=group),
-            self.create_service(Forget, "/memory/forget", self._forget, callback_group=group),
-            self.create_service(ListPeople, "/memory/list_people", self._list_people, callback_group=group),
-            self.create_service(
-                ConfirmIdentity, "/memory/confirm_identity", self._confirm, callback_group=group
-            ),
-            self.create_service(Trigger, "/memory/consolidate", self._consolidate_now, callback_group=group),
+            self.create_service(Enroll, "/memory/enroll", self._enroll),
+            self.create_service(Forget, "/memory/forget", self._forget),
+            self.create_service(ListPeople, "/memory/list_people", self._list_people),
+            self.create_service(ConfirmIdentity, "/memory/confirm_identity", self._confirm),
+            self.create_service(Trigger, "/memory/consolidate", self._consolidate_now),
         ]
-        background = MutuallyExclusiveCallbackGroup()
         period = self.memory.config.consolidation.period_s
         self._timers = [
-            self.create_timer(float(self._param("tick_period_s")), self._tick, callback_group=background),
-            self.create_timer(period, self._consolidate, callback_group=background),
+            self.create_timer(float(self._param("tick_period_s")), self._tick),
+            self.create_timer(period, self._consolidate),
         ]
         self.get_logger().info(f"active: {IMAGE_TOPIC} → {PEOPLE_TOPIC}, {EVENTS_TOPIC}")
         return super().on_activate(state)
@@ -478,7 +472,7 @@ class MemoryNode(ManagedNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(MemoryNode, args, threads=4)
+    return run_node(MemoryNode, args)
 
 
 if __name__ == "__main__":

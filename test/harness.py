@@ -18,7 +18,7 @@ from typing import Any
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
@@ -43,7 +43,7 @@ class RosHarness:
     def __init__(self) -> None:
         self.context = Context()
         rclpy.init(context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)  # see humanoid_common.lifecycle.run_node
         self._nodes: list[Node] = []
         self._thread = threading.Thread(target=self._spin, name="ros-harness", daemon=True)
         self._thread.start()

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 from builtin_interfaces.msg import Duration as DurationMsg
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
-from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.time import Time
 from sensor_msgs.msg import Image, JointState
@@ -153,7 +152,6 @@ class VlaNode(ManagedNode):
 
     def _make_endpoints(self, config: VlaConfig) -> None:
         qos = load_qos_config(self._param("qos_file") or None)
-        inputs = ReentrantCallbackGroup()
         self._image_subs = {
             key: WatchedSubscription(
                 self,
@@ -162,7 +160,6 @@ class VlaNode(ManagedNode):
                 lambda msg, key=key: self._on_image(key, msg),
                 qos,
                 on_deadline_missed=lambda _h: self._missed("camera"),
-                callback_group=inputs,
             )
             for key, topic in config.images.items()
             if key in self.policy.metadata.image_keys
@@ -174,17 +171,14 @@ class VlaNode(ManagedNode):
             self._on_joint_state,
             qos,
             on_deadline_missed=lambda _h: self._missed("joints"),
-            callback_group=inputs,
         )
         subs = [
-            WatchedSubscription(
-                self, String, "/vla/instruction", self._on_instruction, qos, callback_group=inputs
-            ),
-            WatchedSubscription(self, Empty, "/vla/stop", self._on_stop, qos, callback_group=inputs),
+            WatchedSubscription(self, String, "/vla/instruction", self._on_instruction, qos),
+            WatchedSubscription(self, Empty, "/vla/stop", self._on_stop, qos),
         ]
         self.command_pub = WatchedPublisher(self, JointTrajectory, "/vla/joint_command", qos)
         self.chunk_pub = WatchedPublisher(self, ActionChunk, "/vla/action_chunk", qos)
-        self._enable_srv = self.create_service(SetBool, "/vla/enable", self._on_enable, callback_group=inputs)
+        self._enable_srv = self.create_service(SetBool, "/vla/enable", self._on_enable)
         self.diagnostics = DiagnosticsPublisher(self, "vla_node", 1.0)
         self.diagnostics.add("control", self._control_status)
         self._endpoints = [
@@ -397,7 +391,7 @@ class VlaNode(ManagedNode):
 
 def main(args: list[str] | None = None) -> int:
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # process-wide: hand the GIL to the control thread quickly
-    return run_node(VlaNode, args, threads=4)
+    return run_node(VlaNode, args)
 
 
 if __name__ == "__main__":
