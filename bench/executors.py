@@ -34,19 +34,21 @@ TOPIC = "/bench/executors"
 
 
 def _ros(role: str):
+    """rclpy initialised with the suite's Fast DDS profile, and this role's node."""
     from humanoid_common.config import apply_fastdds_profile
 
     apply_fastdds_profile()
     import rclpy
 
     rclpy.init()
-    return rclpy, rclpy.create_node(f"bench_executors_{role}")
+    return rclpy.create_node(f"bench_executors_{role}")
 
 
 def publish(args: argparse.Namespace) -> None:
-    rclpy, node = _ros("pub")
+    import rclpy
     from std_msgs.msg import String
 
+    node = _ros("pub")
     publisher = node.create_publisher(String, TOPIC, 10)
     while publisher.get_subscription_count() < 1:
         time.sleep(0.01)
@@ -61,7 +63,7 @@ def publish(args: argparse.Namespace) -> None:
 
 
 def subscribe(args: argparse.Namespace) -> None:
-    rclpy, node = _ros("sub")
+    node = _ros("sub")
     from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
     from std_msgs.msg import String
 
@@ -128,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             runs.append({"repeat": repeat, **run_once(args, executor, env)})
 
     print(f"\n{args.messages} messages at {args.rate:g} Hz, reliable depth 10, publisher in another process")
-    print(f"{'executor':<10} {'run':>3} {'received':>12} {'gap median':>11} {'gap p99':>9} {'gap max':>9}  (ms)")
+    header = f"{'executor':<10} {'run':>3} {'received':>12} {'gap median':>11} {'gap p99':>9} {'gap max':>9}"
+    print(header + "  (ms)")
     for run in runs:
         print(
             f"{run['executor']:<10} {run['repeat'] + 1:>3} {run['received']:>6}/{run['sent']:<5}"
