@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
@@ -36,6 +37,28 @@ class ManagedNode(LifecycleNode):
             ParameterDescriptor(description="Configure and activate at start-up (false: wait for a manager)"),
         )
         self.autostart_ok = True
+        self._live: dict[str, tuple[Callable[[Any], str | None], Callable[[Any], None]]] = {}
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def live_parameter(
+        self, name: str, check: Callable[[Any], str | None], apply: Callable[[Any], None]
+    ) -> None:
+        """Let the declared parameter `name` change while the node runs (`ros2 param set`, a governor).
+
+        `check(value)` returns why a value is refused, or None; `apply(value)` puts an accepted one
+        into effect. Other parameters keep their documented "read on configure" behaviour.
+        """
+        self._live[name] = (check, apply)
+
+    def _on_set_parameters(self, parameters: list[Any]) -> SetParametersResult:
+        changes = [(p, *self._live[p.name]) for p in parameters if p.name in self._live]
+        for parameter, check, _apply in changes:
+            reason = check(parameter.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=f"{parameter.name}: {reason}")
+        for parameter, _check, apply in changes:
+            apply(parameter.value)
+        return SetParametersResult(successful=True)
 
     def autostart(self) -> None:
         if self.get_parameter("autostart").value:

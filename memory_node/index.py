@@ -44,7 +44,8 @@ class ExactSearch:
         k = min(k, len(self))
         if k == 0:
             return np.empty((len(queries), 0), np.int64), np.empty((len(queries), 0), np.float32)
-        scores = queries @ self._vectors.T
+        # float32 queries: float64 ones would promote (copy) the whole gallery on every search
+        scores = queries.astype(np.float32, copy=False) @ self._vectors.T
         top = (
             np.argpartition(-scores, k - 1, axis=1)[:, :k]
             if k < scores.shape[1]

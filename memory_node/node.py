@@ -27,8 +27,9 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from humanoid_common.config import config_dir
-from humanoid_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, LatencyWindow
+from humanoid_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, LatencyWindow, RateMeter
 from humanoid_common.images import ImageFormatError, image_to_numpy, to_bgr8
+from humanoid_common.latest import LatestWorker, Stamped, rate_error
 from humanoid_common.lifecycle import ManagedNode, run_node
 from humanoid_common.qos import QosConfigError, load_qos_config
 from humanoid_common.watch import WatchedPublisher, WatchedSubscription
@@ -59,6 +60,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "qos_file": ("", "QoS YAML (empty: config/qos.yaml)"),
     "tick_period_s": (0.5, "How often LEFT events and expiry are checked"),
     "lookup_batch": (8, "Frames looked up together in Tier 2 (the lookup queue holds as many)"),
+    "max_rate_hz": (0.0, "Most frames processed per second, newest first; 0 = as fast as the pipeline runs"),
 }
 
 
@@ -99,16 +101,22 @@ class MemoryNode(ManagedNode):
         self._endpoints: list[Any] = []
         self._services: list[Any] = []
         self._timers: list[Any] = []
-        self._frames: BackgroundWorker[Frame] | None = None
+        self._frames: LatestWorker[Frame] | None = None
         self._lookups: BackgroundWorker[Lookup] | None = None
         self._image_sub: WatchedSubscription | None = None
         self._detections_sub: WatchedSubscription | None = None
         self._diagnostics: DiagnosticsPublisher | None = None
         self._reset_stats()
+        self.live_parameter("max_rate_hz", rate_error, self._set_rate)
         self.autostart()
 
     def _param(self, name: str) -> Any:
         return self.get_parameter(name).value
+
+    def _set_rate(self, max_rate_hz: float) -> None:
+        if self._frames is not None:
+            self._frames.set_rate(max_rate_hz)
+        self.get_logger().info(f"max_rate_hz set to {max_rate_hz:g}")
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds / 1e9
@@ -147,7 +155,10 @@ class MemoryNode(ManagedNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._reset_stats()
         batch = int(self._param("lookup_batch"))
-        self._frames = BackgroundWorker("memory-frames", self._process_frames, self._on_error, max_pending=1)
+        self._frames = LatestWorker(
+            self._process_frame, float(self._param("max_rate_hz")), self._on_error, "memory-frames"
+        )
+        self._frames.start()
         self._lookups = BackgroundWorker(
             "memory-lookups", self._process_lookups, self._on_error, max_pending=batch, max_batch=batch
         )
@@ -236,8 +247,8 @@ class MemoryNode(ManagedNode):
             ids[i] = tid
         return ids
 
-    def _process_frames(self, frames: list[Frame]) -> None:
-        frame = frames[0]
+    def _process_frame(self, stamped: Stamped[Frame]) -> None:
+        frame = stamped.item
         start = time.perf_counter()
         with self._pipeline_lock:
             faces = self._pipeline.process(frame.bgr)
@@ -248,6 +259,7 @@ class MemoryNode(ManagedNode):
             frame, faces, observations, self.memory.provisional(observations), provisional=True
         )
         self.frames_processed += 1
+        self.rate.tick()
         if faces:
             self._lookups.submit(Lookup(frame, faces, observations))
 
@@ -432,12 +444,15 @@ class MemoryNode(ManagedNode):
         self.face_ms = LatencyWindow(100)
         self.provisional_ms = LatencyWindow(100)
         self.refined_ms = LatencyWindow(100)
+        self.rate = RateMeter(5.0)
 
     def _frames_status(self) -> tuple[bytes, str, dict[str, Any]]:
         sub = self._image_sub
         values = {
             "processed": self.frames_processed,
-            "skipped_under_load": self._frames.dropped if self._frames else 0,
+            "rate_hz": self.rate.rate(),
+            "max_rate_hz": self._frames.max_rate_hz if self._frames else 0.0,
+            "skipped_newer_frame": self._frames.slot.skipped if self._frames else 0,
             "lookups_dropped": self._lookups.dropped if self._lookups else 0,
             "malformed_dropped": self.malformed,
             "errors": self.errors,

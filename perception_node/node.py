@@ -27,6 +27,7 @@ from humanoid_common.images import (
     numpy_to_image,
     to_bgr8,
 )
+from humanoid_common.latest import LatestWorker, RateLimiter, Stamped, rate_error
 from humanoid_common.lifecycle import ManagedNode, run_node
 from humanoid_common.qos import QosConfig, QosConfigError, load_qos_config
 from humanoid_common.watch import TopicHealth, WatchedPublisher, WatchedSubscription
@@ -34,7 +35,6 @@ from humanoid_stack.msg import DetectionArray
 from perception_node.convert import result_to_msg
 from perception_node.debug_draw import draw_detections
 from perception_node.detector import Detector, DetectorError
-from perception_node.latest import LatestWorker, RateLimiter, Stamped
 from perception_node.settings import PARAMETERS, PerceptionSettings, SettingsError
 from perception_node.throttle import KeyedThrottle, problem_kind
 
@@ -68,7 +68,8 @@ class PerceptionNode(ManagedNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("perception_node", **kwargs)
         for spec in PARAMETERS:
-            descriptor = ParameterDescriptor(description=spec.description + " (read on configure)")
+            when = " (changes apply at once)" if spec.name == "max_rate_hz" else " (read on configure)"
+            descriptor = ParameterDescriptor(description=spec.description + when)
             default = Parameter.Type.STRING_ARRAY if spec.default == [] else spec.default
             self.declare_parameter(spec.name, default, descriptor)
         self.settings: PerceptionSettings | None = None
@@ -80,11 +81,19 @@ class PerceptionNode(ManagedNode):
         self._diagnostics: DiagnosticsPublisher | None = None
         self._throttle = KeyedThrottle(WARN_PERIOD_S)
         self._reset_stats()
+        self.live_parameter("max_rate_hz", rate_error, self._set_rate)
         self.autostart()
 
     @property
     def model_loaded(self) -> bool:
         return self._detector is not None
+
+    def _set_rate(self, max_rate_hz: float) -> None:
+        if self.settings is not None:
+            self.settings = replace(self.settings, max_rate_hz=max_rate_hz)
+        if self._worker is not None:
+            self._worker.set_rate(max_rate_hz)
+        self.get_logger().info(f"max_rate_hz set to {max_rate_hz:g}")
 
     # ---------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from humanoid_common.config import config_dir
+from humanoid_common.latest import LatestSlot, LatestWorker, RateLimiter
 from perception_node.debug_draw import draw_detections, label_for
 from perception_node.detector import Detection, DetectorError, Keypoint, resolve_classes
-from perception_node.latest import LatestSlot, LatestWorker, RateLimiter
 from perception_node.settings import PARAMETERS, PerceptionSettings, SettingsError
 from perception_node.throttle import KeyedThrottle, problem_kind
 
@@ -46,6 +46,18 @@ def test_rate_limiter_allows_one_event_per_period_without_catch_up_bursts():
     limiter.mark()
     assert not limiter.ready()
     assert RateLimiter(0.0, clock).wait_s() == 0.0
+
+
+def test_rate_limiter_rate_change_applies_from_the_last_event():
+    clock = FakeClock()
+    limiter = RateLimiter(1.0, clock)
+    limiter.mark()
+    limiter.set_rate(5.0)  # a governor raising the rate: no need to sit out the old 1 s period
+    assert limiter.wait_s() == pytest.approx(0.2)
+    limiter.set_rate(0.5)
+    assert limiter.wait_s() == pytest.approx(2.0)
+    limiter.set_rate(0.0)
+    assert limiter.ready()
 
 
 def test_worker_processes_only_the_newest_frame_and_never_queues():

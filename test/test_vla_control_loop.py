@@ -56,6 +56,19 @@ def test_a_late_step_skips_missed_deadlines_instead_of_bursting():
     assert loop.jitter_ms.max >= 3 * PERIOD_S * 1e3  # the late interval shows as jitter
 
 
+def test_a_step_past_its_deadline_without_skipping_one_counts_as_late():
+    step = Recorder(slow_at=2, slow_s=1.5 * PERIOD_S)  # deadline 3 passes during step 2, deadline 4 not
+    loop = ControlLoop(PERIOD_S, step)
+    loop.start()
+    wait_for(lambda: len(step.ticks) >= 6, 10, "steps after the slow one")
+    loop.stop()
+    assert 3 in step.ticks, step.ticks  # run late, not skipped
+    assert loop.late_steps >= 1
+    assert loop.deadline_misses == loop.overruns + loop.late_steps
+    loop.reset_stats()
+    assert loop.deadline_misses == 0
+
+
 def test_stop_ends_the_loop_and_no_step_runs_after_it():
     step = Recorder()
     loop = ControlLoop(0.05, step)

@@ -4,7 +4,9 @@ Deadline k is `start + k * period` on the monotonic clock, so timing errors neve
 thread sleeps until `spin_s` before the deadline, then spins up to it (yielding the GIL between
 clock reads), and runs `step(k)`. Woken after a later deadline already passed (a step or the
 scheduler ran late), it counts the missed deadlines as overruns and runs once for the latest one:
-no burst of catch-up steps. Period jitter is |interval between two step starts - period|.
+no burst of catch-up steps. Period jitter is |interval between two step starts - period|. A step
+that starts more than `late_s` (default a quarter period) after its deadline counts as late; overruns
+and late steps together are the loop's deadline misses.
 
 A step that raises stops the loop (nothing more is run); the exception is kept in `failure` and
 handed to `on_failure`, so the owner can report it.
@@ -33,6 +35,7 @@ class ControlLoop:
         name: str = "control-loop",
         spin_s: float = DEFAULT_SPIN_S,
         window: int = 5000,
+        late_s: float | None = None,
         on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         if not period_s > 0:
@@ -42,7 +45,9 @@ class ControlLoop:
         self.period_s = period_s
         self.spin_s = spin_s
         self.jitter_ms = LatencyWindow(window)
+        self.late_s = period_s / 4 if late_s is None else late_s
         self.overruns = 0  # deadlines skipped because the loop was late
+        self.late_steps = 0  # steps started more than late_s after their deadline
         self.steps = 0
         self.failure: BaseException | None = None
         self._step = step
@@ -66,9 +71,13 @@ class ControlLoop:
             self._thread.join(timeout_s)
 
     def reset_stats(self) -> None:
-        """Forget the jitter samples and the overrun count (e.g. after a warm-up)."""
+        """Forget the jitter samples and the miss counts (e.g. after a warm-up)."""
         self.jitter_ms = LatencyWindow(self._window)
-        self.overruns = 0
+        self.overruns = self.late_steps = 0
+
+    @property
+    def deadline_misses(self) -> int:
+        return self.overruns + self.late_steps
 
     def _run(self) -> None:
         start = time.monotonic()
@@ -80,6 +89,8 @@ class ControlLoop:
             if latest > k:
                 self.overruns += latest - k
                 k = latest
+            if now - (start + k * self.period_s) > self.late_s:
+                self.late_steps += 1
             if last_s is not None:
                 self.jitter_ms.add(abs(now - last_s - self.period_s) * 1e3)
             last_s = now

@@ -386,7 +386,12 @@ class VlaNode(ManagedNode):
 
     def _loop_values(self) -> dict:
         loop = self.control_loop
-        return {**loop.jitter_ms.summary("period_jitter_ms."), "overruns": loop.overruns}
+        return {
+            **loop.jitter_ms.summary("period_jitter_ms."),
+            "overruns": loop.overruns,
+            "late_steps": loop.late_steps,
+            "deadline_misses.control": loop.deadline_misses,
+        }
 
 
 def main(args: list[str] | None = None) -> int:

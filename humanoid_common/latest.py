@@ -60,21 +60,33 @@ class LatestSlot(Generic[T]):
             self._cond.notify_all()
 
 
+def rate_error(max_rate_hz: float) -> str | None:
+    """Why a max_rate_hz value is refused, or None (the check behind the nodes' live rate parameter)."""
+    if not max_rate_hz >= 0:  # also refuses NaN
+        return f"must be >= 0 Hz (0 = unlimited), got {max_rate_hz}"
+    return None
+
+
 class RateLimiter:
     """Allows one event per ``1 / max_rate_hz`` seconds; ``max_rate_hz <= 0`` means unlimited."""
 
     def __init__(self, max_rate_hz: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.period_s = 1.0 / max_rate_hz if max_rate_hz > 0 else 0.0
         self._clock = clock
-        self._next = -float("inf")
+        self._last = -float("inf")
+        self.set_rate(max_rate_hz)
+
+    def set_rate(self, max_rate_hz: float) -> None:
+        """Change the rate; it applies to the next event, counted from the last one."""
+        self.max_rate_hz = max_rate_hz
+        self.period_s = 1.0 / max_rate_hz if max_rate_hz > 0 else 0.0
 
     def wait_s(self) -> float:
         """Seconds until the next event is allowed (0 when allowed now)."""
-        return max(0.0, self._next - self._clock())
+        return max(0.0, self._last + self.period_s - self._clock())
 
     def mark(self) -> None:
         """Record an event now; the next one is allowed a full period later (no catch-up bursts)."""
-        self._next = self._clock() + self.period_s
+        self._last = self._clock()
 
     def ready(self) -> bool:
         return self.wait_s() == 0.0
@@ -109,11 +121,19 @@ class LatestWorker(Generic[T]):
     def submit(self, item: T) -> None:
         self.slot.put(item)
 
+    @property
+    def max_rate_hz(self) -> float:
+        return self._limiter.max_rate_hz
+
+    def set_rate(self, max_rate_hz: float) -> None:
+        """Change the rate while running (e.g. from a load governor); applies within 0.1 s."""
+        self._limiter.set_rate(max_rate_hz)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             wait = self._limiter.wait_s()
             if wait > 0:
-                self._stop.wait(wait)
+                self._stop.wait(min(wait, 0.1))  # re-check: the rate may change meanwhile
                 continue
             stamped = self.slot.take(timeout=0.1)
             if stamped is None or self._stop.is_set():
