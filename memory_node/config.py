@@ -40,7 +40,7 @@ class TierConfig:
     hot_cache_ttl_s: float = 60.0  # Tier 0: a person not seen for this long drops out
     recent_ttl_s: float = 3600.0  # Tier 1: tracks kept for the last hour
     recent_samples_per_track: int = 20  # Tier 1: good embeddings kept per track (for enrolment)
-    exact_search_max: int = 20000  # Tier 2: exact numpy search up to this many vectors, HNSW above
+    exact_search_max: int = 100_000  # Tier 2: exact numpy search up to this many vectors, HNSW above
     index_samples_per_person: int = 5  # Tier 2: recent samples indexed besides the centroid
 
 
