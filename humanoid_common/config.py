@@ -21,6 +21,10 @@ def config_dir() -> Path:
     return Path(get_package_share_directory(PACKAGE)) / "config"
 
 
+#: Exit status of a node whose configure/activate failed (sysexits' EX_CONFIG): restarting it with the
+#: same parameters cannot help. Any other non-zero status (a crash, a signal) may be worth a respawn.
+EXIT_CANNOT_START = 78
+
 # Fast DDS 2.x (Humble, Jazzy) reads the FASTRTPS_ name only; 3.x (Kilted on) the FASTDDS_ one.
 PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
 

@@ -4,13 +4,14 @@ Every node acquires its resources (models, GPU memory, database handles, topics)
 on_activate and gives them back in two idempotent methods: `stop_input()` undoes activate and
 `release()` undoes configure. ManagedNode calls them on deactivate, cleanup, shutdown and destroy,
 so no node repeats that plumbing. `run_node()` is every entry point's main: a node whose autostart
-fails exits with status 1, so a supervisor (launch respawn, systemd) sees the failure.
+fails exits with EXIT_CANNOT_START, so a supervisor (the stack runner, systemd) can tell a
+configuration that will never start from a crash worth a respawn.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import rclpy
@@ -18,7 +19,7 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from humanoid_common.config import apply_fastdds_profile
+from humanoid_common.config import EXIT_CANNOT_START, apply_fastdds_profile
 
 
 class ManagedNode(LifecycleNode):
@@ -61,10 +62,21 @@ class ManagedNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     def autostart(self) -> None:
+        self._warn_undeclared_overrides()
         if self.get_parameter("autostart").value:
             self.autostart_ok = (
                 self.trigger_configure() == TransitionCallbackReturn.SUCCESS
                 and self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            )
+
+    def _warn_undeclared_overrides(self) -> None:
+        """A parameter given for this node (params file, -p) that it does not declare is ignored by
+        rclpy without a word; name it, since it is most often a typo in a profile."""
+        unknown = sorted(set(getattr(self, "_parameter_overrides", {})) - set(self._parameters))
+        if unknown:
+            self.get_logger().warning(
+                f"ignoring parameters this node does not have: {', '.join(unknown)} "
+                f"(check the spelling; `ros2 param list {self.get_fully_qualified_name()}` shows its own)"
             )
 
     def stop_input(self) -> None:
@@ -93,7 +105,13 @@ class ManagedNode(LifecycleNode):
 
 
 def run_node(factory: Callable[[], ManagedNode], args: list[str] | None = None) -> int:
-    """Init rclpy (with the Fast DDS profile), create the node, spin until Ctrl-C; the exit status.
+    """Every node's main: init rclpy (with the Fast DDS profile), create the node, spin until Ctrl-C."""
+    return run_nodes([factory], args)
+
+
+def run_nodes(factories: Sequence[Callable[[], ManagedNode]], args: list[str] | None = None) -> int:
+    """Create the nodes in order in one process and spin them together; the exit status
+    (EXIT_CANNOT_START when one of them fails its autostart; the others are not started then).
 
     Always a SingleThreadedExecutor: rclpy's MultiThreadedExecutor (7.1.x, Jazzy) over Fast DDS
     stalls subscriptions for seconds and loses messages even with reliable QoS (bench/executors.py
@@ -101,20 +119,25 @@ def run_node(factory: Callable[[], ManagedNode], args: list[str] | None = None) 
     """
     apply_fastdds_profile()
     rclpy.init(args=sys.argv if args is None else args)
-    node = factory()
     executor = SingleThreadedExecutor()
-    executor.add_node(node)
+    nodes: list[ManagedNode] = []
     status = 0
     try:
-        if node.autostart_ok:
+        for factory in factories:
+            node = factory()
+            nodes.append(node)
+            executor.add_node(node)
+            if not node.autostart_ok:
+                node.get_logger().error("autostart failed (see the error above); exiting")
+                status = EXIT_CANNOT_START
+                break
+        if status == 0:
             executor.spin()
-        else:
-            node.get_logger().error("autostart failed (see the error above); exiting")
-            status = 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         executor.shutdown()
-        node.destroy_node()
+        for node in reversed(nodes):
+            node.destroy_node()
         rclpy.try_shutdown()
     return status

@@ -8,18 +8,21 @@ import sys
 import pytest
 
 from harness import REPO
+from humanoid_common.config import EXIT_CANNOT_START
 
 
 @pytest.mark.integration
-def test_a_node_whose_autostart_fails_exits_with_status_1():
+def test_a_node_whose_autostart_fails_exits_with_the_cannot_start_status():
+    bad = ["-p", "physics_rate_hz:=0.0", "-p", "physics_rat:=1.0"]  # an invalid value, a typo
     result = subprocess.run(
-        [sys.executable, "-m", "tabletop_sim.node", "--ros-args", "-p", "physics_rate_hz:=0.0"],
+        [sys.executable, "-m", "tabletop_sim.node", "--ros-args", *bad],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == EXIT_CANNOT_START, result.stdout + result.stderr
     log = result.stdout + result.stderr
     assert "physics_rate_hz" in log
     assert "autostart failed" in log
+    assert "ignoring parameters this node does not have: physics_rat" in log  # a typo is named
 
 
 @pytest.mark.integration
