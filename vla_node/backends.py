@@ -40,7 +40,17 @@ def parse_spec(spec: str) -> tuple[str, Path]:
         raise PolicyLoadError(
             f"policy {spec!r}: expected '<backend>:<path>' with backend one of {', '.join(BACKENDS)}"
         )
-    return backend, Path(path)
+    return backend, resolve_policy_path(Path(path))
+
+
+def resolve_policy_path(path: Path) -> Path:
+    """A relative path is looked up in the working directory, then beside the installed vla_node
+    package, so `vla_node/models/reference` names the bundled policy from anywhere (and on a robot,
+    where colcon installed the package)."""
+    if path.is_absolute() or path.exists():
+        return path
+    bundled = Path(__file__).resolve().parents[1] / path
+    return bundled if bundled.exists() else path
 
 
 def load_policy(spec: str, device: str = "cpu", **options: Any) -> Policy:
