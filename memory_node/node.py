@@ -99,8 +99,8 @@ class MemoryNode(ManagedNode):
         self._tracker = IouFaceTracker()
         self._people_boxes: tuple[float, list[PersonBox]] = (0.0, [])
         self._endpoints: list[Any] = []
-        self._services: list[Any] = []
-        self._timers: list[Any] = []
+        self._service_handles: list[Any] = []
+        self._timer_handles: list[Any] = []
         self._frames: LatestWorker[Frame] | None = None
         self._lookups: BackgroundWorker[Lookup] | None = None
         self._image_sub: WatchedSubscription | None = None
@@ -114,9 +114,9 @@ class MemoryNode(ManagedNode):
         return self.get_parameter(name).value
 
     def _set_rate(self, max_rate_hz: float) -> None:
-        if self._frames is not None:
+        if self._frames is not None and self._frames.max_rate_hz != max_rate_hz:
             self._frames.set_rate(max_rate_hz)
-        self.get_logger().info(f"max_rate_hz set to {max_rate_hz:g}")
+            self.get_logger().info(f"max_rate_hz set to {max_rate_hz:g}")
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds / 1e9
@@ -167,7 +167,7 @@ class MemoryNode(ManagedNode):
             self._detections_sub = WatchedSubscription(
                 self, DetectionArray, DETECTIONS_TOPIC, self._on_detections, self._qos
             )
-        self._services = [
+        self._service_handles = [
             self.create_service(Enroll, "/memory/enroll", self._enroll),
             self.create_service(Forget, "/memory/forget", self._forget),
             self.create_service(ListPeople, "/memory/list_people", self._list_people),
@@ -175,7 +175,7 @@ class MemoryNode(ManagedNode):
             self.create_service(Trigger, "/memory/consolidate", self._consolidate_now),
         ]
         period = self.memory.config.consolidation.period_s
-        self._timers = [
+        self._timer_handles = [
             self.create_timer(float(self._param("tick_period_s")), self._tick),
             self.create_timer(period, self._consolidate),
         ]
@@ -191,11 +191,11 @@ class MemoryNode(ManagedNode):
             if worker is not None:
                 worker.stop()
         self._frames = self._lookups = None
-        for service in self._services:
+        for service in self._service_handles:
             self.destroy_service(service)
-        for timer in self._timers:
+        for timer in self._timer_handles:
             self.destroy_timer(timer)
-        self._services, self._timers = [], []
+        self._service_handles, self._timer_handles = [], []
 
     def release(self) -> None:
         for endpoint in [*self._endpoints, self._diagnostics]:

@@ -51,9 +51,9 @@ class TabletopSimNode(ManagedNode):
         super().__init__("tabletop_sim", **kwargs)
         for name, (default, description) in PARAMETERS.items():
             self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        self._timers: list = []
+        self._timer_handles: list = []
         self._endpoints: list = []  # watched topics and diagnostics, destroyed by release()
-        self._services: list = []
+        self._service_handles: list = []
         self._stats = {"commands": 0, "rejected_commands": 0, "rejected_instructions": 0, "resets": 0}
         self._last_rejection = ""
         self.episode = 0
@@ -102,7 +102,7 @@ class TabletopSimNode(ManagedNode):
             self.image_pub, self.info_pub, self.joint_pub, self.status_pub,
             self.command_sub, self.instruction_sub, self.diagnostics,
         ]  # fmt: skip
-        self._services = [self.reset_srv]
+        self._service_handles = [self.reset_srv]
         self.get_logger().info(
             f"configured: {self.camera.width}x{self.camera.height} camera, rates {self.rates}"
         )
@@ -116,20 +116,20 @@ class TabletopSimNode(ManagedNode):
             (self.rates["joint_state_rate_hz"], self._publish_joint_states),
             (self.rates["status_rate_hz"], self._publish_status),
         ):
-            self._timers.append(self.create_timer(1.0 / rate, callback))
+            self._timer_handles.append(self.create_timer(1.0 / rate, callback))
         return TransitionCallbackReturn.SUCCESS
 
     def stop_input(self) -> None:
-        for timer in self._timers:
+        for timer in self._timer_handles:
             self.destroy_timer(timer)
-        self._timers.clear()
+        self._timer_handles.clear()
 
     def release(self) -> None:
         for endpoint in self._endpoints:
             endpoint.destroy()
-        for service in self._services:
+        for service in self._service_handles:
             self.destroy_service(service)
-        self._endpoints, self._services = [], []
+        self._endpoints, self._service_handles = [], []
 
     # --- callbacks: all world logic lives in the core (world, commands, instructions) ---
 
@@ -139,7 +139,7 @@ class TabletopSimNode(ManagedNode):
         self.get_logger().warning(f"dropped a message ({what}): {error}", throttle_duration_sec=2.0)
 
     def _on_command(self, msg: JointTrajectory) -> None:
-        if not self._timers:
+        if not self._timer_handles:
             return  # inactive: commands are ignored
         points = [
             TrajectoryPoint(p.positions, p.time_from_start.sec * 1_000_000_000 + p.time_from_start.nanosec)
