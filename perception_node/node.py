@@ -91,9 +91,9 @@ class PerceptionNode(ManagedNode):
     def _set_rate(self, max_rate_hz: float) -> None:
         if self.settings is not None:
             self.settings = replace(self.settings, max_rate_hz=max_rate_hz)
-        if self._worker is not None:
+        if self._worker is not None and self._worker.max_rate_hz != max_rate_hz:
             self._worker.set_rate(max_rate_hz)
-        self.get_logger().info(f"max_rate_hz set to {max_rate_hz:g}")
+            self.get_logger().info(f"max_rate_hz set to {max_rate_hz:g}")
 
     # ---------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
