@@ -24,7 +24,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -98,100 +97,6 @@ def evaluate_offline(args: argparse.Namespace) -> dict[str, Any]:
 # --- ROS: real nodes in separate processes ---
 
 
-class RosEpisodeDriver:
-    """Drives episodes through the sim's and vla_node's ROS interfaces."""
-
-    def __init__(self, reset_service: str, enable_service: str) -> None:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from std_msgs.msg import String
-        from std_srvs.srv import SetBool, Trigger
-
-        from humanoid_common.qos import load_qos_config
-
-        qos = load_qos_config()
-        self._rclpy = rclpy
-        self.node = rclpy.create_node("vla_evaluator")
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.status: dict[str, Any] = {}
-        self.node.create_subscription(
-            String, "/sim/status", self._on_status, qos.profile("/sim/status", for_subscription=True)
-        )
-        self.instructions = self.node.create_publisher(
-            String, "/vla/instruction", qos.profile("/vla/instruction")
-        )
-        self.reset_client = self.node.create_client(Trigger, reset_service)
-        self.enable_client = self.node.create_client(SetBool, enable_service)
-        self._string, self._trigger, self._set_bool = String, Trigger, SetBool
-
-    def _on_status(self, msg) -> None:
-        try:
-            self.status = json.loads(msg.data)
-        except json.JSONDecodeError:
-            self.node.get_logger().warning(
-                "unparsable /sim/status message dropped", throttle_duration_sec=5.0
-            )
-
-    def spin_until(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.02)
-            result = predicate()
-            if result:
-                return result
-        raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-
-    def call(self, client, request, what: str, timeout: float = 10.0):
-        self.spin_until(client.service_is_ready, timeout, f"the service {client.srv_name}")
-        future = client.call_async(request)
-        self.spin_until(future.done, timeout, what)
-        return future.result()
-
-    def wait_ready(self, timeout: float) -> None:
-        self.spin_until(
-            self.reset_client.service_is_ready, timeout, f"the sim's {self.reset_client.srv_name}"
-        )
-        self.spin_until(
-            self.enable_client.service_is_ready, timeout, f"vla_node's {self.enable_client.srv_name}"
-        )
-        self.spin_until(lambda: self.status, timeout, "/sim/status")
-
-    def enable(self, on: bool) -> None:
-        reply = self.call(self.enable_client, self._set_bool.Request(data=on), f"enable={on}")
-        if not reply.success:
-            raise RuntimeError(f"vla_node refused enable={on}: {reply.message}")
-
-    def episode(self, instruction: str, target: str, timeout: float) -> EpisodeResult:
-        self.enable(False)
-        self.instructions.publish(self._string(data=""))  # ends the previous task in both nodes
-        reply = self.call(self.reset_client, self._trigger.Request(), "the sim reset")
-        episode = int(reply.message.split(":")[0].split()[-1])
-        self.spin_until(
-            lambda: self.status.get("episode") == episode, 5.0, f"the status of episode {episode}"
-        )
-        self.instructions.publish(self._string(data=instruction))
-        self.spin_until(
-            lambda: self.status.get("episode") == episode and self.status.get("instruction") == instruction,
-            5.0,
-            "the sim taking the instruction",
-        )
-        self.enable(True)
-        self.spin_until(
-            lambda: self.status.get("success") or self.status.get("elapsed_s", 0) >= timeout,
-            timeout * 3 + 10,  # wall-clock bound: the sim may run slower than real time on a busy machine
-            "success or the episode timeout",
-        )
-        s = self.status
-        return EpisodeResult(
-            instruction, target, bool(s["success"]), s["time_to_success_s"], s["distance_m"], 0
-        )
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-
-
 def start_node(args: list[str], log: Path) -> subprocess.Popen:
     env = {
         k: v for k, v in os.environ.items() if k not in ("_ROS_WHEELS_BOOTSTRAP_COMPLETE", "LD_LIBRARY_PATH")
@@ -217,7 +122,10 @@ def stop_node(proc: subprocess.Popen) -> None:
 
 
 def evaluate_ros_mode(args: argparse.Namespace, mode: str, log_dir: Path) -> dict[str, Any]:
+    import rclpy
     from tqdm import tqdm
+
+    from tabletop_sim.ros_episodes import RosEpisodeDriver
 
     procs = []
     if not args.no_start:
@@ -243,7 +151,12 @@ def evaluate_ros_mode(args: argparse.Namespace, mode: str, log_dir: Path) -> dic
             f"inference_delay_ms:={args.inference_delay_ms}",
         ]
         procs.append(start_node(vla_args, log_dir / f"vla_{mode}.log"))
-    driver = RosEpisodeDriver(args.reset_service, args.enable_service)
+    from rclpy.executors import SingleThreadedExecutor
+
+    node = rclpy.create_node("vla_evaluator")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    driver = RosEpisodeDriver(node, args.reset_service, args.enable_service, spin_once=executor.spin_once)
     try:
         driver.wait_ready(args.startup_timeout)
         rng = np.random.default_rng(args.seed)
@@ -253,7 +166,8 @@ def evaluate_ros_mode(args: argparse.Namespace, mode: str, log_dir: Path) -> dic
             results.append(driver.episode(instruction, target, args.timeout))
         driver.enable(False)
     finally:
-        driver.close()
+        executor.shutdown()
+        node.destroy_node()
         for proc in procs:
             stop_node(proc)
     name = f"ros {mode} {args.control_rate:g} Hz" + (
