@@ -12,12 +12,13 @@ aliases 8UC1, 8UC3, 8UC4 (one, three and four uint8 channels; 8UC3/8UC4 are trea
 from __future__ import annotations
 
 import array as pyarray
+import math
 import sys
 from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 __all__ = [
@@ -283,3 +284,20 @@ def compressed_to_numpy(msg: CompressedImage, encoding: str = "bgr8") -> np.ndar
     if encoding == "rgb8":
         return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
     return decoded
+
+
+def pinhole_matrix(width: int, height: int, hfov_deg: float) -> np.ndarray:
+    """3x3 K of an ideal pinhole camera with this horizontal field of view, square pixels and the
+    principal point at the image centre (pixel centres at integer coordinates). Not a calibration."""
+    f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
+    return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
+
+
+def camera_info(header: Header, width: int, height: int, k: np.ndarray) -> Any:
+    """sensor_msgs/CameraInfo of a distortion-free camera with intrinsics `k` (3x3)."""
+    info = CameraInfo(header=header, width=width, height=height, distortion_model="plumb_bob")
+    info.k = np.asarray(k, np.float64).reshape(-1).tolist()
+    info.p = np.hstack([np.asarray(k, np.float64), np.zeros((3, 1))]).reshape(-1).tolist()
+    info.r = np.eye(3).reshape(-1).tolist()
+    info.d = [0.0] * 5
+    return info

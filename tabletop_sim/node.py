@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sys
 
-import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -20,7 +19,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from humanoid_common.diagnostics import OK, WARN, DiagnosticsPublisher
-from humanoid_common.images import numpy_to_image
+from humanoid_common.images import camera_info, numpy_to_image
 from humanoid_common.lifecycle import ManagedNode, run_node
 from humanoid_common.qos import load_qos_config
 from humanoid_common.watch import WatchedPublisher, WatchedSubscription
@@ -197,14 +196,9 @@ class TabletopSimNode(ManagedNode):
     def _publish_camera(self) -> None:
         header = self._header(self._param("camera_frame"))
         self.image_pub.publish(numpy_to_image(render(self.world, self.camera), "rgb8", header))
-        info = CameraInfo(header=header, width=self.camera.width, height=self.camera.height)
-        k = self.camera.intrinsics()
-        info.k = k.reshape(-1).tolist()
-        info.p = np.hstack([k, np.zeros((3, 1))]).reshape(-1).tolist()
-        info.r = np.eye(3).reshape(-1).tolist()
-        info.distortion_model = "plumb_bob"
-        info.d = [0.0] * 5
-        self.info_pub.publish(info)
+        self.info_pub.publish(
+            camera_info(header, self.camera.width, self.camera.height, self.camera.intrinsics())
+        )
 
     def _publish_joint_states(self) -> None:
         msg = JointState(header=self._header(""), name=list(JOINT_NAMES))

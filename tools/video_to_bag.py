@@ -24,6 +24,7 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from tqdm import tqdm
 
 from humanoid_common.bags import BagError, add_topic, open_writer, typestore
+from humanoid_common.images import pinhole_matrix
 
 IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
@@ -73,11 +74,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def pinhole_intrinsics(width: int, height: int, hfov_deg: float) -> tuple[np.ndarray, np.ndarray]:
     """K (3x3) and P (3x4), row-major and flattened, of an ideal camera with this horizontal FOV."""
-    fx = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
-    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0  # pixel centres at integer coordinates
-    k = np.array([fx, 0.0, cx, 0.0, fx, cy, 0.0, 0.0, 1.0])
-    p = np.array([fx, 0.0, cx, 0.0, 0.0, fx, cy, 0.0, 0.0, 0.0, 1.0, 0.0])
-    return k, p
+    k = pinhole_matrix(width, height, hfov_deg)
+    return k.reshape(-1), np.hstack([k, np.zeros((3, 1))]).reshape(-1)
 
 
 class MessageFactory:
