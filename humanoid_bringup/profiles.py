@@ -43,6 +43,7 @@ NODES: dict[str, NodeSpec] = {
         NodeSpec("memory_node", "memory_node", "memory_node.node", "MemoryNode"),
         NodeSpec("vla_node", "vla_node", "vla_node.node", "VlaNode"),
         NodeSpec("tabletop_sim", "tabletop_sim", "tabletop_sim.node", "TabletopSimNode"),
+        NodeSpec("people_scene", "people_scene", "tabletop_sim.people_node", "PeopleSceneNode"),
         NodeSpec("governor", "governor", "humanoid_bringup.governor_node", "GovernorNode", qos_file=False),
     )
 }
