@@ -41,9 +41,10 @@ from memory_node.crypto import MemoryKeyError
 from memory_node.faces import Face, create_pipeline
 from memory_node.memory import Event, FaceMemory, FaceObservation, MemoryRequestError
 from memory_node.store import StoreError
-from memory_node.tracks import IouFaceTracker, PersonBox, associate_to_people
+from memory_node.tracks import FaceTracks, PersonBox
 from memory_node.worker import BackgroundWorker
 
+FACE_TRACK_MIN_AGE_S = 1.0
 IMAGE_TOPIC = "/camera/image_raw"
 DETECTIONS_TOPIC = "/perception/detections"
 PEOPLE_TOPIC = "/memory/people"
@@ -78,6 +79,13 @@ class Lookup:
     observations: list[FaceObservation]
 
 
+def face_track_age_s(max_rate_hz: float) -> float:
+    """How long the IoU face tracker keeps an unseen track: a second, or two and a half frame periods
+    when frames come slower (a governor can lower the rate to 0.5 Hz), so a face that stays in view
+    keeps its track (and its votes and events) between processed frames."""
+    return max(FACE_TRACK_MIN_AGE_S, 2.5 / max_rate_hz) if max_rate_hz > 0 else FACE_TRACK_MIN_AGE_S
+
+
 def _stamp_s(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
@@ -96,7 +104,7 @@ class MemoryNode(ManagedNode):
         self.memory: FaceMemory | None = None
         self._pipeline = None
         self._pipeline_lock = threading.Lock()
-        self._tracker = IouFaceTracker()
+        self._tracks = FaceTracks()
         self._people_boxes: tuple[float, list[PersonBox]] = (0.0, [])
         self._endpoints: list[Any] = []
         self._service_handles: list[Any] = []
@@ -116,6 +124,7 @@ class MemoryNode(ManagedNode):
     def _set_rate(self, max_rate_hz: float) -> None:
         if self._frames is not None and self._frames.max_rate_hz != max_rate_hz:
             self._frames.set_rate(max_rate_hz)
+            self._tracks.tracker.max_age_s = face_track_age_s(max_rate_hz)
             self.get_logger().info(f"max_rate_hz set to {max_rate_hz:g}")
 
     def _now(self) -> float:
@@ -158,6 +167,7 @@ class MemoryNode(ManagedNode):
         self._frames = LatestWorker(
             self._process_frame, float(self._param("max_rate_hz")), self._on_error, "memory-frames"
         )
+        self._tracks.tracker.max_age_s = face_track_age_s(self._frames.max_rate_hz)
         self._frames.start()
         self._lookups = BackgroundWorker(
             "memory-lookups", self._process_lookups, self._on_error, max_pending=batch, max_batch=batch
@@ -236,16 +246,9 @@ class MemoryNode(ManagedNode):
         self._people_boxes = (_stamp_s(msg.header.stamp), boxes)
 
     def _track_ids(self, frame: Frame, faces: list[Face]) -> list[int]:
-        boxes = [f.box for f in faces]
         stamp, people = self._people_boxes
         fresh = abs(_stamp_s(frame.header.stamp) - stamp) <= self._param("detections_max_age_s")
-        ids = associate_to_people(boxes, people) if fresh and people else [-1] * len(faces)
-        missing = [i for i, t in enumerate(ids) if t < 0]
-        for i, tid in zip(
-            missing, self._tracker.update([boxes[i] for i in missing], self._now()), strict=True
-        ):
-            ids[i] = tid
-        return ids
+        return self._tracks.assign([f.box for f in faces], people if fresh else None, self._now())
 
     def _process_frame(self, stamped: Stamped[Frame]) -> None:
         frame = stamped.item

@@ -52,8 +52,10 @@ class RecentTracks:
                 deque(maxlen=self._tiers.recent_samples_per_track),
             )
             self.tracks[track_id] = record
+        if record.left:  # back after a LEFT event: a new encounter, announced again
+            record.events_sent.clear()
+            record.left = False
         record.last_seen = now
-        record.left = False
         return record
 
     def expire(self, now: float) -> None:

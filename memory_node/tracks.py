@@ -1,4 +1,10 @@
-"""Which track each face belongs to: a perception person track when available, else a light IoU tracker."""
+"""Which track each face belongs to: a perception person track when available, else a light IoU tracker.
+
+`FaceTracks` runs the IoU face tracker on every frame and remembers which perception person track a
+face track was last attached to, so a face keeps one track id also on frames whose detections are
+too old to associate (perception and memory run at their own rates): no track fragments, no
+"left" while someone is still in view.
+"""
 
 from __future__ import annotations
 
@@ -73,6 +79,10 @@ class IouFaceTracker:
         self._tracks: dict[int, tuple[Box, float]] = {}
         self._next = FACE_TRACK_BASE
 
+    @property
+    def track_ids(self) -> set[int]:
+        return set(self._tracks)
+
     def update(self, faces: Sequence[Box], now: float) -> list[int]:
         self._tracks = {t: (b, s) for t, (b, s) in self._tracks.items() if now - s <= self.max_age_s}
         ids = list(self._tracks)
@@ -91,3 +101,22 @@ class IouFaceTracker:
                 self._next += 1
             self._tracks[result[fi]] = (face, now)
         return result
+
+
+class FaceTracks:
+    """Stable track ids for the faces of each frame (see the module docstring)."""
+
+    def __init__(self, tracker: IouFaceTracker | None = None) -> None:
+        self.tracker = tracker or IouFaceTracker()
+        self._person_of: dict[int, int] = {}  # face track id → the person track it was last inside
+
+    def assign(self, faces: Sequence[Box], people: Sequence[PersonBox] | None, now: float) -> list[int]:
+        """Track id per face; `people` are the person boxes of a fresh detection, else None."""
+        face_ids = self.tracker.update(faces, now)
+        if people:
+            for face_id, person_id in zip(face_ids, associate_to_people(faces, people), strict=True):
+                if person_id >= 0:
+                    self._person_of[face_id] = person_id
+        live = self.tracker.track_ids
+        self._person_of = {f: p for f, p in self._person_of.items() if f in live}
+        return [self._person_of.get(f, f) for f in face_ids]

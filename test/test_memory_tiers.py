@@ -14,6 +14,7 @@ from memory_node.bands import Band, Match, Tier, classify
 from memory_node.config import (
     MemoryConfig,
     MemoryConfigError,
+    TierConfig,
     VotingConfig,
     load_memory_config,
     load_thresholds,
@@ -28,7 +29,8 @@ from memory_node.consolidation import (
 )
 from memory_node.hot_cache import HotCache
 from memory_node.index import VectorIndex
-from memory_node.tracks import FACE_TRACK_BASE, IouFaceTracker, PersonBox, associate_to_people
+from memory_node.recent import RecentTracks
+from memory_node.tracks import FACE_TRACK_BASE, FaceTracks, IouFaceTracker, PersonBox, associate_to_people
 from memory_node.voting import TrackVote
 from memory_node.worker import BackgroundWorker
 
@@ -165,6 +167,25 @@ def test_iou_tracker_keeps_ids_and_expires():
     assert first[0] != first[1]
     assert tracker.update([(205, 2, 255, 52), (3, 1, 53, 51)], now=0.1) == [first[1], first[0]]
     assert tracker.update([(3, 1, 53, 51)], now=2.0)[0] not in first  # expired after 1 s unseen
+
+
+def test_face_keeps_its_person_track_between_fresh_detections():
+    tracks = FaceTracks(IouFaceTracker(min_iou=0.3, max_age_s=5.0))
+    person = [PersonBox(7, (100, 50, 300, 500))]
+    face = (160, 70, 230, 150)
+    assert tracks.assign([face], person, now=0.0) == [7]
+    assert tracks.assign([(162, 72, 232, 152)], None, now=2.0) == [7]  # stale detections: still 7
+    stranger = tracks.assign([(600, 60, 650, 110)], None, now=2.5)[0]
+    assert stranger >= FACE_TRACK_BASE  # never inside a person box: its own face track
+    assert tracks.assign([face], None, now=20.0)[0] not in (7, stranger)  # gone too long: a new track
+
+
+def test_a_track_back_after_leaving_is_a_new_encounter():
+    recent = RecentTracks(TierConfig(), VotingConfig())
+    record = recent.touch(7, now=0.0)
+    record.events_sent.add("known:alice")
+    record.left = True
+    assert recent.touch(7, now=30.0).events_sent == set()  # welcome back may be said again
 
 
 def test_consolidation_helpers(rng):
