@@ -161,6 +161,8 @@ def onnx_session(model: Path, providers: Sequence[Provider]) -> ort.InferenceSes
         )
     options = ort.SessionOptions()
     options.log_severity_level = 3  # the registry models trigger harmless initializer warnings
+    # No busy-waiting of idle pool threads after a run: on a robot several nodes share the CPU.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(model), sess_options=options, providers=providers)
     # onnxruntime falls back to the CPU silently when a provider's libraries (CUDA, cuDNN, TensorRT)
     # fail to load: refuse instead of reporting CPU numbers as GPU ones.

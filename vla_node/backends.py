@@ -165,6 +165,7 @@ class OnnxPolicy:
                 f"{described}: cannot read the ONNX policy description: {error!r}"
             ) from error
         options = ort.SessionOptions()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # the CPU is shared
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(model), options, providers=ort_providers(device))
