@@ -1,7 +1,8 @@
 """perception_node: the ROS shell around the YOLO detector (DESIGN §2–§3).
 
 Wiring: /camera/image_raw (or .../compressed) → newest-frame slot → worker thread (rate-limited
-detect + track) → /perception/detections, /perception/debug_image (only while subscribed), /diagnostics.
+detect + track) → /perception/detections, /perception/debug_image and /perception/markers (each only
+while subscribed; markers placed with /camera/camera_info), /diagnostics.
 Managed node: the model is loaded on configure, warmed up on activate, released on cleanup.
 """
 
@@ -16,8 +17,9 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
 
 from humanoid_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, LatencyWindow, RateMeter
 from humanoid_common.images import (
@@ -34,7 +36,8 @@ from humanoid_common.watch import TopicHealth, WatchedPublisher, WatchedSubscrip
 from humanoid_stack.msg import DetectionArray
 from perception_node.convert import result_to_msg
 from perception_node.debug_draw import draw_detections
-from perception_node.detector import Detector, DetectorError
+from perception_node.detector import Detector, DetectorError, FrameResult
+from perception_node.markers import camera_intrinsics, detection_markers
 from perception_node.settings import PARAMETERS, PerceptionSettings, SettingsError
 from perception_node.throttle import KeyedThrottle, problem_kind
 
@@ -42,6 +45,8 @@ IMAGE_TOPIC = "/camera/image_raw"
 COMPRESSED_TOPIC = "/camera/image_raw/compressed"
 DETECTIONS_TOPIC = "/perception/detections"
 DEBUG_TOPIC = "/perception/debug_image"
+MARKERS_TOPIC = "/perception/markers"
+CAMERA_INFO_TOPIC = "/camera/camera_info"
 WARN_PERIOD_S = 5.0  # per kind of problem
 
 
@@ -76,8 +81,11 @@ class PerceptionNode(ManagedNode):
         self._detector: Detector | None = None
         self._worker: LatestWorker[Frame] | None = None
         self._image_sub: WatchedSubscription | None = None
+        self._camera_info_sub: WatchedSubscription | None = None
+        self._camera_info: CameraInfo | None = None
         self._detections_pub: WatchedPublisher | None = None
         self._debug_pub: WatchedPublisher | None = None
+        self._markers_pub: WatchedPublisher | None = None
         self._diagnostics: DiagnosticsPublisher | None = None
         self._throttle = KeyedThrottle(WARN_PERIOD_S)
         self._reset_stats()
@@ -108,6 +116,7 @@ class PerceptionNode(ManagedNode):
             return TransitionCallbackReturn.FAILURE
         self._detections_pub = WatchedPublisher(self, DetectionArray, DETECTIONS_TOPIC, self._qos)
         self._debug_pub = WatchedPublisher(self, Image, DEBUG_TOPIC, self._qos)
+        self._markers_pub = WatchedPublisher(self, MarkerArray, MARKERS_TOPIC, self._qos)
         self._diagnostics = DiagnosticsPublisher(self, "perception_node", self.settings.diagnostics_period_s)
         self._diagnostics.add("camera", self._camera_status)
         self._diagnostics.add("inference", self._inference_status)
@@ -119,12 +128,16 @@ class PerceptionNode(ManagedNode):
         self._detector.warm_up(frames, lambda i, n: self.get_logger().info(f"warm-up {i}/{n}"))
         self._reset_stats()
         self._debug_limiter = RateLimiter(settings.debug_image_max_hz)
+        self._markers_limiter = RateLimiter(settings.markers_max_hz)
         self._worker = LatestWorker(self._process, settings.max_rate_hz, self._on_worker_error, "perception")
         msg_type = CompressedImage if settings.compressed_input else Image
         self._image_sub = WatchedSubscription(
             self, msg_type, self._image_topic(), self._on_image, self._qos,
             on_deadline_missed=self._on_camera_deadline,
         )  # fmt: skip
+        self._camera_info_sub = WatchedSubscription(
+            self, CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, self._qos
+        )
         self._worker.start()
         self.get_logger().info(
             f"active: {self._image_sub.subscription.topic_name} → {DETECTIONS_TOPIC} at most "
@@ -134,9 +147,10 @@ class PerceptionNode(ManagedNode):
         return super().on_activate(state)
 
     def stop_input(self) -> None:
-        if self._image_sub is not None:
-            self._image_sub.destroy()
-            self._image_sub = None
+        for sub in (self._image_sub, self._camera_info_sub):
+            if sub is not None:
+                sub.destroy()
+        self._image_sub = self._camera_info_sub = None
         if self._worker is not None:
             if not self._worker.stop():
                 self.get_logger().error("the inference thread did not stop within 10 s")
@@ -145,10 +159,10 @@ class PerceptionNode(ManagedNode):
             self._detector.reset_tracks()
 
     def release(self) -> None:
-        for endpoint in (self._diagnostics, self._detections_pub, self._debug_pub):
+        for endpoint in (self._diagnostics, self._detections_pub, self._debug_pub, self._markers_pub):
             if endpoint is not None:
                 endpoint.destroy()
-        self._diagnostics = self._detections_pub = self._debug_pub = None
+        self._diagnostics = self._detections_pub = self._debug_pub = self._markers_pub = None
         if self._detector is not None:
             self._detector.close()
             self._detector = None
@@ -165,6 +179,9 @@ class PerceptionNode(ManagedNode):
             self._drop(error)
             return
         self._worker.submit(Frame(msg.header, received_ns, bgr=bgr))
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg  # read by the worker thread: one reference, replaced whole
 
     def _process(self, stamped: Stamped[Frame]) -> None:
         frame = stamped.item
@@ -184,10 +201,19 @@ class PerceptionNode(ManagedNode):
         self.stats_rate.tick()
         self.stats_inference_ms.add(result.inference_ms)
         self.stats_latency_ms.add(msg.latency_ms)
+        self._publish_views(bgr, result, frame.header)
+
+    def _publish_views(self, bgr: np.ndarray, result: FrameResult, header: Header) -> None:
+        """The debug image and the markers, each only while subscribed and at most at its rate."""
         if self._debug_pub.publisher.get_subscription_count() > 0 and self._debug_limiter.ready():
             self._debug_limiter.mark()
             canvas = draw_detections(bgr, result.detections, self.stats_rate.rate())
-            self._debug_pub.publish(numpy_to_image(canvas, "bgr8", frame.header))
+            self._debug_pub.publish(numpy_to_image(canvas, "bgr8", header))
+        if self._markers_pub.publisher.get_subscription_count() > 0 and self._markers_limiter.ready():
+            self._markers_limiter.mark()
+            intrinsics = camera_intrinsics(self._camera_info, bgr.shape[1], bgr.shape[0])
+            distance_m = self.settings.marker_distance_m
+            self._markers_pub.publish(detection_markers(result.detections, header, intrinsics, distance_m))
 
     @staticmethod
     def _reference_ns(frame: Frame) -> int:

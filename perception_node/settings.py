@@ -65,6 +65,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "empty takes config/qos.yaml's. A best_effort subscription accepts every publisher",
     ),
     ParamSpec("debug_image_max_hz", 5.0, "Most debug images per second (built only while subscribed)"),
+    ParamSpec("markers_max_hz", 5.0, "Most marker arrays per second (built only while subscribed)"),
+    ParamSpec(
+        "marker_distance_m",
+        2.0,
+        "Distance in front of the camera (m) of the plane the /perception/markers boxes are drawn on, "
+        "using the intrinsics of /camera/camera_info (before it arrives: focal length = image width)",
+    ),
     ParamSpec("warmup_frames", 2, "Blank frames run at activation so the first real frame is not slow"),
     ParamSpec("qos_file", "", "QoS file; empty: config/qos.yaml"),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics"),
@@ -82,6 +89,8 @@ class PerceptionSettings:
     compressed_input: bool
     image_reliability: str
     debug_image_max_hz: float
+    markers_max_hz: float
+    marker_distance_m: float
     warmup_frames: int
     qos_file: str
     diagnostics_period_s: float
@@ -98,6 +107,10 @@ class PerceptionSettings:
             raise SettingsError(f"max_rate_hz: expected >= 0 (0 = unlimited), got {p['max_rate_hz']}")
         if p["debug_image_max_hz"] <= 0:
             raise SettingsError(f"debug_image_max_hz: expected > 0, got {p['debug_image_max_hz']}")
+        if p["markers_max_hz"] <= 0:
+            raise SettingsError(f"markers_max_hz: expected > 0, got {p['markers_max_hz']}")
+        if p["marker_distance_m"] <= 0:
+            raise SettingsError(f"marker_distance_m: expected > 0 (metres), got {p['marker_distance_m']}")
         if p["image_reliability"] not in ("", *RELIABILITIES):
             raise SettingsError(
                 f"image_reliability: expected '' (from the QoS file), {' or '.join(RELIABILITIES)}, "
@@ -129,6 +142,8 @@ class PerceptionSettings:
             compressed_input=bool(p["compressed_input"]),
             image_reliability=p["image_reliability"],
             debug_image_max_hz=float(p["debug_image_max_hz"]),
+            markers_max_hz=float(p["markers_max_hz"]),
+            marker_distance_m=float(p["marker_distance_m"]),
             warmup_frames=int(p["warmup_frames"]),
             qos_file=p["qos_file"],
             diagnostics_period_s=float(p["diagnostics_period_s"]),

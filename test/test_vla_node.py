@@ -1,4 +1,5 @@
-"""vla_node over real rclpy topics: dry run, enable, camera stall → hold → resume, NaN rejection."""
+"""vla_node over real rclpy topics: dry run, enable, camera stall → hold → resume, NaN rejection, and
+the JointState copy of every command for rviz2."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import numpy as np
 import pytest
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.time import Time
+from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
@@ -43,6 +46,24 @@ def start(ros, policy_dir, **params):
     return node, helper, commands, chunks, instruction
 
 
+def collect_commanded(ros) -> list[JointState]:
+    topic = "/vla/commanded_joint_states"
+    return ros.collect(JointState, topic, load_qos_config().profile(topic))
+
+
+def assert_copies_of_commands(states: list[JointState], commands: list[JointTrajectory], helper) -> None:
+    """Every JointState has the joint names and positions of a command, stamped at publishing time."""
+    copies = list(states)
+    positions = {tuple(s.position) for s in copies}
+    # Separate subscriptions: a copy may arrive just before its command.
+    wait_for(lambda: positions <= {tuple(c.points[0].positions) for c in commands}, 5, "the copied commands")
+    assert all(s.name == list(JOINTS) for s in copies)
+    stamps = [Time.from_msg(s.header.stamp).nanoseconds for s in copies]
+    assert stamps == sorted(stamps)
+    now = helper.get_clock().now().nanoseconds
+    assert 0 < now - stamps[-1] < 30e9, "stamped with the node's clock when published"
+
+
 def set_enabled(ros, helper, on: bool) -> None:
     client = helper.create_client(SetBool, "/vla/enable")
     assert client.wait_for_service(timeout_sec=10)
@@ -53,6 +74,7 @@ def set_enabled(ros, helper, on: bool) -> None:
 
 def test_dry_run_enable_camera_stall_and_resume(ros, tmp_path):
     node, helper, commands, chunks, instruction = start(ros, export_drift_policy(tmp_path / "drift"))
+    states = collect_commanded(ros)
     assert node.policy is not None, "the node did not configure"
     feeder = Feeder(helper)
     instruction.publish(String(data="touch the red cup"))
@@ -60,6 +82,7 @@ def test_dry_run_enable_camera_stall_and_resume(ros, tmp_path):
     # Dry run: inference runs and chunks are published, but no command goes out.
     wait_for(lambda: len(chunks) >= 3, 20, "action chunks while disabled")
     assert commands == []
+    assert states == []
     assert node.safety.counts["disabled"] > 0
     assert chunks[0].joint_names == list(JOINTS)
     assert chunks[0].instruction == "touch the red cup"
@@ -73,6 +96,8 @@ def test_dry_run_enable_camera_stall_and_resume(ros, tmp_path):
     assert len(command.points) == 1
     assert command.points[0].time_from_start.nanosec == pytest.approx(1e9 / RATE_HZ, abs=1)
     assert np.all(np.isfinite(command.points[0].positions))
+    wait_for(lambda: len(states) >= 10, 10, "JointStates on /vla/commanded_joint_states")
+    assert_copies_of_commands(states, commands, helper)
 
     # Camera stall: the robot holds once the newest image is older than the configured age.
     stale_before = node.safety.counts["stale_camera"]
@@ -119,6 +144,7 @@ def test_nan_actions_are_rejected_and_counted(ros, tmp_path):
     node, helper, commands, chunks, instruction = start(
         ros, export_drift_policy(tmp_path / "nan", nan_above=1.0)
     )
+    states = collect_commanded(ros)
     Feeder(helper, positions=(1.5, 0.2))  # shoulder above 1.0: every action is NaN
     instruction.publish(String(data="touch the blue ball"))
     set_enabled(ros, helper, True)
@@ -127,6 +153,8 @@ def test_nan_actions_are_rejected_and_counted(ros, tmp_path):
     assert node.safety.counts["sent"] == 0
     for command in commands:
         np.testing.assert_allclose(command.points[0].positions, [1.5, 0.2], atol=1e-6)
+    wait_for(lambda: len(states) >= 5, 10, "hold positions on /vla/commanded_joint_states")
+    assert_copies_of_commands(states, commands, helper)
     assert chunks
     assert np.isnan(chunks[0].positions).all()
 

@@ -1,10 +1,11 @@
 """vla_node: the ROS shell around the policy, the action queue and the safety layer.
 
 Wiring: camera images and joint states → observation → inference thread → action queue → safety →
-/vla/joint_command at the control rate. The control step runs on its own thread (`ControlLoop`,
+/vla/joint_command at the control rate (and the same positions as JointState on
+/vla/commanded_joint_states, for rviz2). The control step runs on its own thread (`ControlLoop`,
 absolute deadlines on the wall clock), not on the executor, so message callbacks cannot delay it;
-it never waits on inference and everything it calls is bounded (queue pop, limit checks, one
-publish). Subscriptions, the enable service and diagnostics stay on the executor.
+it never waits on inference and everything it calls is bounded (queue pop, limit checks, two
+publishes). Subscriptions, the enable service and diagnostics stay on the executor.
 """
 
 from __future__ import annotations
@@ -177,6 +178,7 @@ class VlaNode(ManagedNode):
             WatchedSubscription(self, Empty, "/vla/stop", self._on_stop, qos),
         ]
         self.command_pub = WatchedPublisher(self, JointTrajectory, "/vla/joint_command", qos)
+        self.commanded_pub = WatchedPublisher(self, JointState, "/vla/commanded_joint_states", qos)
         self.chunk_pub = WatchedPublisher(self, ActionChunk, "/vla/action_chunk", qos)
         self._enable_srv = self.create_service(SetBool, "/vla/enable", self._on_enable)
         self.diagnostics = DiagnosticsPublisher(self, "vla_node", 1.0)
@@ -186,6 +188,7 @@ class VlaNode(ManagedNode):
             self._joint_sub,
             *subs,
             self.command_pub,
+            self.commanded_pub,
             self.chunk_pub,
         ]
 
@@ -329,14 +332,20 @@ class VlaNode(ManagedNode):
             self._submitted_instruction = self._instruction
 
     def _publish_command(self, positions: np.ndarray) -> None:
+        """The command for the controller, then the same positions as a JointState stamped now (rviz2's
+        "commanded" robot model)."""
+        names, values = list(self.policy.metadata.joint_names), positions.tolist()
         msg = JointTrajectory()
-        msg.joint_names = list(self.policy.metadata.joint_names)
+        msg.joint_names = names
         point = JointTrajectoryPoint()
-        point.positions = positions.tolist()
+        point.positions = values
         nanos = round(self.period_s * 1e9)
         point.time_from_start = DurationMsg(sec=nanos // 1_000_000_000, nanosec=nanos % 1_000_000_000)
         msg.points = [point]  # header stamp zero: start now
         self.command_pub.publish(msg)
+        commanded = JointState(name=names, position=values)
+        commanded.header.stamp = self.get_clock().now().to_msg()
+        self.commanded_pub.publish(commanded)
 
     def _publish_chunk(self, result: Result) -> None:
         meta = self.policy.metadata
