@@ -162,6 +162,10 @@ class PeopleScene:
             self._background = cv2.resize(frame, (self.script.width, self.script.height), cv2.INTER_AREA)
         return self._background.copy()
 
+    def background(self, t: float) -> np.ndarray:
+        """The background alone (the street before the script starts)."""
+        return self._background_at(t)
+
     def frame(self, t: float) -> np.ndarray:
         canvas = self._background_at(t)
         width, height = self.script.width, self.script.height

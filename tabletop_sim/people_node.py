@@ -1,9 +1,10 @@
 """people_scene: publishes the scripted head-camera scene (tabletop_sim/people.py) as a camera.
 
 /camera/image_raw (bgr8) and /camera/camera_info (an ideal pinhole, `hfov_deg`) at `rate_hz`, stamped
-with the node clock. The script's time starts at activation and again on `~/restart`
-(std_srvs/Trigger); after `duration_s` the street goes on without people, or the script starts over
-with `loop`. A managed node with `autostart`, like the suite's nodes.
+with the node clock. The script's time starts at activation (`autoplay`), or else on `~/start`
+(std_srvs/Trigger, which also starts it over); until then the street shows without people. After
+`duration_s` the street goes on without people, or the script starts over with `loop`. A managed
+node with `autostart`, like the suite's nodes.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "frame_id": ("head_camera", "frame_id of images and camera_info"),
     "hfov_deg": (60.0, "horizontal field of view of the camera_info"),
     "loop": (False, "start the script over after duration_s"),
+    "autoplay": (True, "start the script at activation (false: on ~/start)"),
     "qos_file": ("", "QoS YAML (empty: config/qos.yaml)"),
 }
 
@@ -42,8 +44,8 @@ class PeopleSceneNode(ManagedNode):
         self.scene: PeopleScene | None = None
         self._endpoints: list[Any] = []
         self._timer = None
-        self._restart_srv = None
-        self._start_ns = 0
+        self._start_srv = None
+        self._start_ns: int | None = None
         self.frames = 0
         self.autostart()
 
@@ -66,11 +68,11 @@ class PeopleSceneNode(ManagedNode):
         self.image_pub = WatchedPublisher(self, Image, "/camera/image_raw", qos)
         self.info_pub = WatchedPublisher(self, CameraInfo, "/camera/camera_info", qos)
         self._endpoints = [self.image_pub, self.info_pub]
-        self._restart_srv = self.create_service(Trigger, "~/restart", self._on_restart)
+        self._start_srv = self.create_service(Trigger, "~/start", self._on_start)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._start_ns = self.get_clock().now().nanoseconds
+        self._start_ns = self.get_clock().now().nanoseconds if self._param("autoplay") else None
         self._timer = self.create_timer(1.0 / float(self._param("rate_hz")), self._publish)
         return super().on_activate(state)
 
@@ -83,26 +85,33 @@ class PeopleSceneNode(ManagedNode):
         for endpoint in self._endpoints:
             endpoint.destroy()
         self._endpoints = []
-        if self._restart_srv is not None:
-            self.destroy_service(self._restart_srv)
-            self._restart_srv = None
+        if self._start_srv is not None:
+            self.destroy_service(self._start_srv)
+            self._start_srv = None
         self.scene = None
 
-    def scene_time_s(self) -> float:
+    def scene_time_s(self) -> float | None:
+        """Seconds into the script, None before it started."""
+        if self._start_ns is None:
+            return None
         t = (self.get_clock().now().nanoseconds - self._start_ns) / 1e9
         duration = self.scene.script.duration_s
         return t % duration if self._param("loop") and duration > 0 else t
 
     def _publish(self) -> None:
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self._param("frame_id"))
-        frame = self.scene.frame(self.scene_time_s())
+        t = self.scene_time_s()
+        frame = self.scene.frame(t) if t is not None else self.scene.background(self._waited_s())
         self.image_pub.publish(numpy_to_image(frame, "bgr8", header))
         self.info_pub.publish(camera_info(header, frame.shape[1], frame.shape[0], self._k))
         self.frames += 1
 
-    def _on_restart(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+    def _waited_s(self) -> float:
+        return self.frames / float(self._param("rate_hz"))
+
+    def _on_start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._start_ns = self.get_clock().now().nanoseconds
-        response.success, response.message = True, f"scene restarted ({self.scene.script.duration_s:g} s)"
+        response.success, response.message = True, f"scene started ({self.scene.script.duration_s:g} s)"
         return response
 
 

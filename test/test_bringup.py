@@ -1,0 +1,281 @@
+"""Bringup cores without ROS: profiles, the process supervisor, the governor's decisions, the platform
+readers, the demo's video frame and report."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import wait_for
+from humanoid_bringup.demo_report import DemoStats, EventRecord, render_report
+from humanoid_bringup.demo_video import HEIGHT, WIDTH, Face, Scene, compose
+from humanoid_bringup.governor import Governor, GovernorConfig, Sample
+from humanoid_bringup.platform_state import CpuMeter, PlatformInfo, temperatures_c
+from humanoid_bringup.profiles import NODES, ProfileError, available_profiles, load_profile, ros_arguments
+from humanoid_bringup.supervisor import ChildSpec, Supervisor
+from humanoid_common.config import EXIT_CANNOT_START
+from perception_node.detector import Detection
+from tabletop_sim.episode import EpisodeResult
+from tabletop_sim.people import Appearance, SceneScript
+
+# ---------------------------------------------------------------------------------------- profiles
+
+
+def test_every_shipped_profile_loads_and_names_only_declared_parameters():
+    from perception_node.settings import PARAMETERS as PERCEPTION
+
+    declared = {
+        "perception_node": {spec.name for spec in PERCEPTION},
+        "memory_node": set(__import__("memory_node.node", fromlist=["PARAMETERS"]).PARAMETERS),
+        "vla_node": set(__import__("vla_node.node", fromlist=["PARAMETERS"]).PARAMETERS),
+        "governor": set(__import__("humanoid_bringup.governor_node", fromlist=["PARAMETERS"]).PARAMETERS),
+    }
+    assert set(available_profiles()) == {"orin_nano", "agx_orin", "thor", "desktop_cpu", "desktop_gpu"}
+    for name in available_profiles():
+        profile = load_profile(name)
+        assert profile.nodes == ["perception_node", "memory_node", "vla_node", "governor"], name
+        for node, values in profile.parameters.items():
+            assert set(values) <= declared[node] | {"autostart"}, (name, node, set(values) - declared[node])
+        rates = profile.parameters["governor"]
+        assert rates["perception_rates"][0] == profile.parameters["perception_node"]["max_rate_hz"], name
+        assert rates["memory_rates"][0] == profile.parameters["memory_node"]["max_rate_hz"], name
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("perception_node:\n  ros__parameters: {}\n", "is not one of"),
+        ("/**/percepton_node:\n  ros__parameters: {}\n", "is not one of"),
+        ("/**/vla_node:\n  control_rate_hz: 24.0\n", "ros__parameters"),
+        ("[1, 2]\n", "maps"),
+        ("/**/vla_node: {ros__parameters: {a: 1}\n", "not valid YAML"),
+    ],
+)
+def test_a_broken_profile_is_a_clear_error(tmp_path, text, message):
+    path = tmp_path / "robot.yaml"
+    path.write_text(text)
+    with pytest.raises(ProfileError, match=message):
+        load_profile(path)
+
+
+def test_unknown_profile_lists_the_choices():
+    with pytest.raises(ProfileError, match="orin_nano"):
+        load_profile("orin_nanoo")
+
+
+def test_ros_arguments_keep_types_and_order():
+    args = ros_arguments(
+        [Path("/p/profile.yaml"), Path("/p/mine.yaml")],
+        namespace="robot1",
+        use_sim_time=True,
+        log_level="warn",
+        remaps={"/camera/image_raw": "/head/image"},
+        parameters={"qos_file": "/q.yaml", "rates": (1.0, 2.0)},
+    )
+    assert args == [
+        "--ros-args", "--params-file", "/p/profile.yaml", "--params-file", "/p/mine.yaml",
+        "-p", "use_sim_time:=true", "-p", 'qos_file:="/q.yaml"', "-p", "rates:=[1.0, 2.0]",
+        "-r", "/camera/image_raw:=/head/image", "-r", "__ns:=/robot1", "--log-level", "warn",
+    ]  # fmt: skip
+
+
+def test_every_node_spec_names_a_real_class():
+    for spec in NODES.values():
+        assert spec.node_class().__name__ == spec.class_name
+
+
+# -------------------------------------------------------------------------------------- supervisor
+
+
+def _child(name: str, code: str, respawn: bool = True) -> ChildSpec:
+    return ChildSpec(name, [sys.executable, "-c", code], respawn=respawn)
+
+
+def test_supervisor_respawns_a_killed_child_and_prefixes_output():
+    out = io.StringIO()
+    sup = Supervisor(
+        [_child("sleeper", "import time; print('up', flush=True); time.sleep(60)")],
+        output=out, respawn_delay_s=0.1,
+    )  # fmt: skip
+    stop = threading.Event()
+    runner = threading.Thread(target=sup.run, args=(stop, 0.02))
+    runner.start()
+    try:
+        wait_for(lambda: "[sleeper] up" in out.getvalue(), 20, "the child's first line")
+        first = sup.pid("sleeper")
+        os.kill(first, signal.SIGKILL)
+        second = wait_for(lambda: (p := sup.pid("sleeper")) and p != first and p, 10, "the respawn")
+        assert second != first
+        assert sup.children["sleeper"].starts == 2
+    finally:
+        stop.set()
+        runner.join(20)
+    assert sup.pid("sleeper") is None  # stopped
+    text = out.getvalue()
+    assert "[sleeper] up" in text
+    assert "killed by SIGKILL" in text
+    assert "respawning in 0.1 s" in text
+
+
+def test_supervisor_stops_the_stack_when_a_child_cannot_start():
+    sup = Supervisor(
+        [_child("bad", f"raise SystemExit({EXIT_CANNOT_START})"), _child("ok", "import time; time.sleep(9)")],
+        output=io.StringIO(),
+    )
+    assert sup.run(threading.Event(), 0.02) == 1
+    assert "bad cannot start" in sup.failure
+    assert sup.pid("ok") is None  # the healthy one was stopped too
+
+
+def test_respawn_delay_doubles_while_a_child_keeps_dying_young():
+    now = [0.0]
+    sup = Supervisor(
+        [_child("crash", "raise SystemExit(3)")],
+        output=io.StringIO(), respawn_delay_s=1.0, max_respawn_delay_s=3.0, clock=lambda: now[0],
+    )  # fmt: skip
+    sup.start()
+    delays = []
+    for _ in range(4):
+        sup.children["crash"].proc.wait(10)
+        sup.poll()
+        child = sup.children["crash"]
+        delays.append(child.respawn_at - now[0])
+        now[0] = child.respawn_at
+        sup.poll()  # respawns
+    sup.stop()
+    assert delays == [1.0, 2.0, 3.0, 3.0]
+
+
+# ---------------------------------------------------------------------------------------- governor
+
+CONFIG = GovernorConfig(perception_rates=(5.0, 2.0, 1.0), memory_rates=(2.0, 1.0), step_s=2.0, recover_s=5.0)
+
+
+def test_governor_sheds_one_level_per_step_under_pressure_and_recovers_after_calm():
+    governor = Governor(CONFIG)
+    assert governor.rates() == {"perception_node": 5.0, "memory_node": 2.0}
+    assert not governor.update(Sample(0.0, vla_deadline_misses=0, cpu_percent=50.0))
+    assert governor.update(Sample(1.0, vla_deadline_misses=3, cpu_percent=50.0))  # the VLA missed
+    assert governor.reasons == ["VLA missed 3 deadlines"]
+    assert governor.level == 1
+    assert not governor.update(Sample(2.0, vla_deadline_misses=3, cpu_percent=95.0))  # within step_s
+    assert governor.update(Sample(3.0, vla_deadline_misses=3, cpu_percent=95.0))
+    assert governor.rates() == {"perception_node": 1.0, "memory_node": 1.0}  # short ladder: its last
+    assert not governor.update(Sample(6.0, cpu_percent=99.0))  # the top level holds
+    assert not governor.update(Sample(7.0, cpu_percent=80.0))  # between the thresholds: hold
+    assert not governor.update(Sample(8.0, cpu_percent=60.0))  # calm starts
+    assert not governor.update(Sample(12.0, cpu_percent=60.0))
+    assert governor.update(Sample(13.0, cpu_percent=60.0))  # 5 s of calm: one level back
+    assert governor.level == 1
+    assert governor.update(Sample(18.0, cpu_percent=60.0))
+    assert governor.level == 0
+
+
+def test_governor_reads_restarted_counters_and_absent_sources_as_no_pressure():
+    governor = Governor(CONFIG)
+    governor.update(Sample(0.0, vla_deadline_misses=40))
+    assert not governor.update(Sample(5.0, vla_deadline_misses=2))  # the VLA node restarted
+    assert not governor.update(Sample(10.0))  # nothing measured at all
+    assert governor.level == 0
+    assert governor.update(Sample(15.0, temperature_c=91.0))
+    assert governor.reasons == ["91 °C"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"perception_rates": ()}, "perception_rates"),
+        ({"memory_rates": (1.0, 2.0)}, "must not rise"),
+        ({"cpu_low_percent": 95.0}, "cpu_low_percent"),
+        ({"recover_s": 0.0}, "recover_s"),
+    ],
+)
+def test_governor_config_errors_name_the_field(changes, message):
+    with pytest.raises(ValueError, match=message):
+        Governor(GovernorConfig(**{**CONFIG.__dict__, **changes}))
+
+
+# -------------------------------------------------------------------------------- platform state
+
+
+def test_cpu_meter_from_proc_stat(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 1 2 3 4\n")
+    meter = CpuMeter(stat)
+    stat.write_text("cpu  250 0 150 900 0 0 0 0 0 0\n")  # +200 busy, +100 idle
+    assert meter.percent() == pytest.approx(200 / 300 * 100)
+    assert meter.percent() is None  # no time passed
+    assert CpuMeter(tmp_path / "missing").percent() is None
+
+
+def test_temperatures_and_absent_sources(tmp_path):
+    for i, (kind, milli) in enumerate((("cpu-thermal", "48500"), ("gpu-thermal", "51250"))):
+        zone = tmp_path / f"thermal_zone{i}"
+        zone.mkdir()
+        (zone / "type").write_text(kind)
+        (zone / "temp").write_text(milli)
+    assert temperatures_c(tmp_path) == {"cpu-thermal": 48.5, "gpu-thermal": 51.25}
+    assert temperatures_c(tmp_path / "none") == {}
+    absent = PlatformInfo(None, False, 0, False).absent()
+    assert any("nvpmodel" in a for a in absent)
+    assert any("tegrastats" in a for a in absent)
+    assert PlatformInfo("MAXN", True, 9, True).absent() == []
+
+
+# --------------------------------------------------------------------------------------- the demo
+
+
+def test_demo_frame_shows_both_cameras():
+    scene = Scene(
+        head=np.full((480, 640, 3), 80, np.uint8),
+        detections=[Detection(0, "person", 0.9, 500, 300, 120, 300, track_id=4)],
+        faces=[Face((470, 180, 530, 260), "Alice", 2, 4, 0.71)],
+        table=np.full((240, 320, 3), 200, np.uint8),
+        commanded=np.array([1.2, 0.8]),
+        instruction="touch the red cup",
+        events=["10.0 s welcome back: Alice"],
+    )
+    frame = compose(scene)
+    assert frame.shape == (HEIGHT, WIDTH, 3)
+    assert not np.array_equal(frame[180:260, 470:530], np.full((80, 60, 3), 80, np.uint8))  # face drawn
+    assert compose(Scene()).shape == (HEIGHT, WIDTH, 3)  # before any image arrived
+
+
+def test_demo_report_holds_the_measured_numbers():
+    stats = DemoStats("desktop_cpu")
+    for i in range(11):
+        stats.received("/perception/detections", 100.0 + 0.2 * i)
+        stats.sample("perception.latency_ms", 40.0 + i)
+    stats.events.append(EventRecord(9.5, "welcome back", "Alice", "abcdef123456", "Welcome back, Alice!"))
+    stats.episodes = [EpisodeResult("touch the red cup", "red cup", True, 1.25, 0.01, 0)]
+    stats.diagnostics["vla_node: control"] = {"deadline_misses.control": "3", "rate_hz": "24"}
+    stats.governor(4.0, 1)
+    script = SceneScript((Appearance("Alice", "obama2", 6.0, 18.0),), 30.0)
+    text = render_report(stats, script, {"perception.latency_ms": "perception latency"})
+    assert "| /perception/detections | 11 | 5.0 |" in text
+    assert "| perception latency | 45.0 |" in text
+    assert "| 9.5 | welcome back | Alice | abcdef12 | Welcome back, Alice! |" in text
+    assert "## Tasks: 1 of 1 succeeded" in text
+    assert "| vla_node: control | deadline_misses.control | 3 |" in text
+    assert "rate_hz" not in text.split("## Deadline")[1].split("## Identities")[0]
+    assert "- 4.0 s: level 1" in text
+    assert "Alice 6–18 s" in text
+
+
+def test_people_scene_puts_people_in_view_only_on_their_script_time():
+    from tabletop_sim.people import PeopleScene
+
+    script = SceneScript((Appearance("Alice", "obama2", 1.0, 2.0, x=0.8, height=200),), 3.0, 320, 240, "")
+    scene = PeopleScene(script)
+    empty, alice = scene.frame(0.5), scene.frame(1.5)
+    assert empty.shape == (240, 320, 3)
+    assert np.all(empty == empty[0, 0])  # plain background
+    assert not np.array_equal(alice[40:, 180:300], empty[40:, 180:300])
+    assert np.array_equal(scene.frame(2.5), empty)
