@@ -15,12 +15,17 @@ def cap_samples(samples: Sequence[Sample], cap: int) -> list[Sample]:
 
 
 def weighted_centroid(samples: Sequence[Sample], now: float, half_life_s: float) -> np.ndarray:
-    """L2-normalised mean of the samples, each weighted 0.5 ** (age / half_life)."""
+    """L2-normalised mean of the samples, each weighted 0.5 ** (age / half_life).
+
+    Ages count from the newest sample (the same direction, as the centroid is normalised), so a
+    long gap to `now` (a clock that jumped, weeks without a visit) cannot underflow every weight.
+    """
     if not samples:
         raise ValueError("a centroid needs at least one sample")
     times = np.array([t for t, _ in samples], np.float64)
     vectors = np.stack([e for _, e in samples]).astype(np.float32)
-    weights = 0.5 ** (np.clip(now - times, 0.0, None) / half_life_s)
+    newest = min(float(times.max()), now)
+    weights = 0.5 ** (np.clip(newest - times, 0.0, None) / half_life_s)
     mean = (weights[:, None] * vectors).sum(axis=0)
     norm = np.linalg.norm(mean)
     if norm == 0:

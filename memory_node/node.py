@@ -187,7 +187,7 @@ class MemoryNode(ManagedNode):
         period = self.memory.config.consolidation.period_s
         self._timer_handles = [
             self.create_timer(float(self._param("tick_period_s")), self._tick),
-            self.create_timer(period, self._consolidate),
+            self.create_timer(period, self._consolidate_periodically),
         ]
         self.get_logger().info(f"active: {IMAGE_TOPIC} → {PEOPLE_TOPIC}, {EVENTS_TOPIC}")
         return super().on_activate(state)
@@ -333,6 +333,14 @@ class MemoryNode(ManagedNode):
     def _tick(self) -> None:
         self.memory.tick(self._now())
         self._publish_events()
+
+    def _consolidate_periodically(self) -> None:
+        try:
+            self._consolidate()
+        except (ValueError, StoreError) as error:  # a timer must not take the node down
+            self.errors += 1
+            self.last_error = f"consolidation: {type(error).__name__}: {error}"
+            self.get_logger().error(f"consolidation failed, trying again next period: {error}")
 
     def _consolidate(self) -> dict[str, int]:
         start = time.perf_counter()

@@ -192,6 +192,8 @@ def test_consolidation_helpers(rng):
     old, new = identity(rng), identity(rng)
     centroid = weighted_centroid([(0.0, old), (100.0, new)], now=100.0, half_life_s=10.0)
     assert centroid @ new > 0.99  # the old sample weighs 2^-10
+    jumped = weighted_centroid([(0.0, old), (100.0, new)], now=1.7e9, half_life_s=10.0)  # sim clock jump
+    assert jumped @ new > 0.99  # the same centroid: weights count from the newest sample, no underflow
     assert [t for t, _ in cap_samples([(3, old), (1, old), (2, old)], 2)] == [2, 3]
     center = identity(rng)
     assert mean_pairwise_similarity(np.stack([sample(center, rng) for _ in range(5)])) > 0.5
