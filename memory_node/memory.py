@@ -346,6 +346,8 @@ class FaceMemory:
                 if person is not None:
                     self._learn(person, list(record.samples), record.last_seen)
                     record.samples.clear()
+                    if self._in_view_elsewhere(person.person_id, record, now):
+                        continue  # the same person on another track (a tracker's new id): not gone
                 elif identity is None and not record.events_sent:
                     continue  # seen too briefly to have been announced: nothing to say
                 name = person.name if person else ""
@@ -360,6 +362,16 @@ class FaceMemory:
                 )
             self.recent.expire(now)
             self.hot.expire(now)
+
+    def _in_view_elsewhere(self, person_id: str, record: TrackRecord, now: float) -> bool:
+        return any(
+            other is not record
+            and not other.left
+            and now - other.last_seen <= self.config.events.left_after_s
+            and other.identity is not None
+            and other.identity.person_id == person_id
+            for other in self.recent.tracks.values()
+        )
 
     def _learn(self, person: PersonRecord, samples: list[tuple[float, np.ndarray]], now: float) -> None:
         """Add samples to a person (capped), refresh centroid and index, store in one transaction."""

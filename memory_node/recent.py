@@ -43,7 +43,9 @@ class RecentTracks:
 
     def touch(self, track_id: int, now: float) -> TrackRecord:
         record = self.tracks.get(track_id)
-        if record is None:
+        # Back after a LEFT event: a new encounter, with nothing of the old one (votes, identity,
+        # events). A tracker may also give a lost track's id to someone else who stands there now.
+        if record is None or record.left:
             record = TrackRecord(
                 track_id,
                 now,
@@ -52,9 +54,6 @@ class RecentTracks:
                 deque(maxlen=self._tiers.recent_samples_per_track),
             )
             self.tracks[track_id] = record
-        if record.left:  # back after a LEFT event: a new encounter, announced again
-            record.events_sent.clear()
-            record.left = False
         record.last_seen = now
         return record
 

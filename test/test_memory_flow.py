@@ -54,6 +54,19 @@ def test_welcome_back_left_and_provisional_answers(tmp_path, rng):
     memory.close()
 
 
+def test_no_left_while_the_person_is_in_view_on_another_track(tmp_path, rng):
+    memory = open_memory(tmp_path, events={"welcome_back_after_s": 60.0, "left_after_s": 5.0})
+    alice = identity(rng)
+    pid, _ = memory.enroll("Alice", True, [sample(alice, rng) for _ in range(5)], now=0.0)
+    _see(memory, 1, alice, rng, start=10.0, frames=4)  # track 1 until 11.5 s
+    _see(memory, 2, alice, rng, start=12.0, frames=10)  # a tracker's new id for her: 12 to 16.5 s
+    memory.tick(now=17.0)  # track 1 unseen for 5.5 s, but Alice is on track 2
+    assert _kinds(memory) == [(EventKind.WELCOME_BACK, pid, "Alice")]
+    memory.tick(now=22.0)  # now she is gone
+    assert _kinds(memory) == [(EventKind.LEFT, pid, "Alice")]
+    memory.close()
+
+
 def test_stranger_becomes_provisional_and_consents_later(tmp_path, rng):
     memory = open_memory(tmp_path, strangers={"min_samples": 5, "min_span_s": 2.0})
     memory.enroll("Alice", True, [identity(rng)], now=0.0)

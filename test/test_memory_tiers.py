@@ -181,11 +181,17 @@ def test_face_keeps_its_person_track_between_fresh_detections():
 
 
 def test_a_track_back_after_leaving_is_a_new_encounter():
-    recent = RecentTracks(TierConfig(), VotingConfig())
+    recent = RecentTracks(TierConfig(), VotingConfig(window=5, known_votes=2, min_votes=2))
     record = recent.touch(7, now=0.0)
+    alice = Match("alice", "Alice", 0.7, 0.3, Band.KNOWN, Tier.INDEX)
+    record.vote.add(alice)
+    record.vote.add(alice)
     record.events_sent.add("known:alice")
     record.left = True
-    assert recent.touch(7, now=30.0).events_sent == set()  # welcome back may be said again
+    back = recent.touch(7, now=30.0)  # the same id, maybe someone else standing there now
+    assert back.events_sent == set()  # welcome back may be said again ...
+    assert back.identity is None  # ... and the track votes afresh: no identity carried over
+    assert recent.touch(7, now=31.0) is back
 
 
 def test_consolidation_helpers(rng):
