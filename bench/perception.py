@@ -104,6 +104,10 @@ class RawModel:
         }
         for frame in frames[: args.warmup]:
             self.model.predict(frame, **self.kwargs)
+        if not args.raw_only:  # the node's ONNX Runtime settings (no busy-waiting threads), for parity
+            from perception_node.detector import without_spinning
+
+            without_spinning(self.model, args.model)
 
     def predict_ms(self, frame: np.ndarray) -> float:
         start = time.perf_counter()

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -113,6 +114,27 @@ def resolve_classes(names: dict[int, str], wanted: Sequence[str]) -> list[int] |
     return ids
 
 
+def without_spinning(model: Any, weights: str) -> bool:
+    """Rebuild the CPU ONNX Runtime session of a loaded Ultralytics model so that its idle threads do
+    not busy-wait after each frame (they would take CPU from the other nodes: perception runs at a
+    few Hz beside memory and the VLA). Ultralytics builds that session itself with default options;
+    other backends (PyTorch, TensorRT, CUDA sessions) are left alone. True when rebuilt."""
+    import onnxruntime as ort
+
+    backend = getattr(getattr(getattr(model, "predictor", None), "model", None), "backend", None)
+    session = getattr(backend, "session", None)
+    if (
+        not isinstance(session, ort.InferenceSession)
+        or session.get_providers() != ["CPUExecutionProvider"]
+        or getattr(backend, "use_io_binding", False)
+    ):
+        return False
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    backend.session = ort.InferenceSession(weights, options, providers=["CPUExecutionProvider"])
+    return True
+
+
 class Detector:
     """A loaded YOLO model. ``detect`` is not thread-safe: call it from one worker thread."""
 
@@ -135,6 +157,7 @@ class Detector:
             self._model = YOLO(config.model, task=config.task)
             self._run(self._blank())  # the first call loads the runtime; class names come with it
             names = self._model.names
+            without_spinning(self._model, config.model)
         except Exception as error:  # Ultralytics raises many types for unreadable models or devices
             reason = f"{type(error).__name__}: {error}"
             raise DetectorError(
