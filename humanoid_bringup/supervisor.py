@@ -75,7 +75,6 @@ class Supervisor:
         self.max_respawn_delay_s = max_respawn_delay_s
         self.stable_s = stable_s
         self.failure: str | None = None
-        self.events: list[tuple[float, str, str]] = []  # (time, child, what): started, exited, ...
         self._clock = clock
         self._lock = threading.Lock()  # one writer on `output` at a time
         self._stopping = False
@@ -118,7 +117,6 @@ class Supervisor:
             log.close()
 
     def _event(self, name: str, what: str) -> None:
-        self.events.append((self._clock(), name, what))
         with self._lock:
             self.output.write(f"[run_stack] {name}: {what}\n")
             self.output.flush()

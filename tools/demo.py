@@ -26,7 +26,14 @@ from typing import Any
 
 import cv2
 import numpy as np
+import rclpy
 import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
 
 from humanoid_bringup.demo_report import DemoStats, EventRecord, render_report
 from humanoid_bringup.demo_video import HEIGHT, WIDTH, Face, Scene, compose
@@ -35,9 +42,15 @@ from humanoid_bringup.run import StackOptions, child_specs
 from humanoid_bringup.supervisor import ChildSpec, Supervisor
 from humanoid_common.assets import asset_path
 from humanoid_common.config import apply_fastdds_profile, config_dir
+from humanoid_common.images import image_to_numpy, to_bgr8
+from humanoid_common.qos import load_qos_config
+from humanoid_stack.msg import DetectionArray, MemoryEvent, PersonArray
+from humanoid_stack.srv import Enroll
+from memory_node.crypto import new_key_text
 from perception_node.detector import Detection
 from tabletop_sim.instructions import random_instruction
 from tabletop_sim.people import PHOTOS, load_script
+from tabletop_sim.ros_episodes import RosEpisodeDriver
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE_TOPIC = "/tabletop/camera/image_raw"
@@ -75,14 +88,6 @@ class Recorder:
     """Subscribes to every output, keeps the current `Scene` and fills `DemoStats`."""
 
     def __init__(self, node: Any, stats: DemoStats, t0: list[float]) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray
-        from sensor_msgs.msg import Image
-        from std_msgs.msg import String
-        from trajectory_msgs.msg import JointTrajectory
-
-        from humanoid_common.qos import load_qos_config
-        from humanoid_stack.msg import DetectionArray, MemoryEvent, PersonArray
-
         self.node, self.stats, self._t0 = node, stats, t0
         self.scene = Scene()
         self.lock = threading.Lock()
@@ -112,13 +117,9 @@ class Recorder:
             callback(msg)
 
     def _head(self, msg: Any) -> None:
-        from humanoid_common.images import image_to_numpy, to_bgr8
-
         self.scene.head = to_bgr8(image_to_numpy(msg), msg.encoding)
 
     def _table(self, msg: Any) -> None:
-        from humanoid_common.images import image_to_numpy, to_bgr8
-
         self.scene.table = to_bgr8(image_to_numpy(msg), msg.encoding)
 
     def _detections(self, msg: Any) -> None:
@@ -215,13 +216,6 @@ def call(
 
 
 def run(args: argparse.Namespace) -> int:
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from std_srvs.srv import Trigger
-
-    from humanoid_stack.srv import Enroll
-    from memory_node.crypto import new_key_text
-    from tabletop_sim.ros_episodes import RosEpisodeDriver
 
     started = time.monotonic()
     out = args.out.resolve()
