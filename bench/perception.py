@@ -171,9 +171,11 @@ def bench_node(args: argparse.Namespace, frames: list[np.ndarray], raw: RawModel
         return image.header.stamp.sec * 1_000_000_000 + image.header.stamp.nanosec, sent_at
 
     def spin_until(predicate, timeout: float) -> bool:
+        # spin_once returns with the first callback, so a long timeout adds no latency; a short one
+        # would poll, and every executor wake takes CPU from the node under test.
         end = time.monotonic() + timeout
-        while not predicate() and time.monotonic() < end:
-            rclpy.spin_once(client, timeout_sec=0.01)
+        while not predicate() and (left := end - time.monotonic()) > 0:
+            rclpy.spin_once(client, timeout_sec=min(left, 1.0))
         return predicate()
 
     try:

@@ -43,8 +43,11 @@ class WatchedSubscription:
     """A subscription with deadline counting and incompatible-QoS warnings.
 
     Our own topics use the DDS deadline (rclpy's deadline-missed event). Topics marked `external`
-    in qos.yaml request no DDS deadline (see TopicQos.profile) and are watched by a timer here:
-    each whole deadline period without a message, after the first one, counts one miss, as DDS does.
+    in qos.yaml request no DDS deadline (see TopicQos.profile) and are watched here by a watchdog
+    timer of one deadline period that every message resets: each whole period without a message,
+    after the first one, counts one miss, as DDS does. While messages arrive in time the timer never
+    fires (a polling timer would wake the executor many times a second, and each wake costs about a
+    millisecond of Python on a small CPU).
     """
 
     def __init__(
@@ -64,7 +67,6 @@ class WatchedSubscription:
         self._on_deadline_missed = on_deadline_missed
         self.qos = qos[topic]
         self.health = TopicHealth(topic, self.qos.deadline_ms)
-        self._counted_periods = 0
         local_watch = self.qos.external and self.qos.deadline_ms > 0
         events = SubscriptionEventCallbacks(
             deadline=None if local_watch or not self.qos.deadline_ms else self._dds_deadline_missed,
@@ -79,11 +81,12 @@ class WatchedSubscription:
             raw=raw,
             callback_group=callback_group,
         )
-        self._timer = None
+        self._watchdog = None
         if local_watch:
-            self._timer = node.create_timer(
-                self.qos.deadline_ms / 4000.0, self._check_deadline, callback_group=callback_group
+            self._watchdog = node.create_timer(
+                self.qos.deadline_ms / 1000.0, lambda: self._missed(1), callback_group=callback_group
             )
+            self._watchdog.cancel()  # armed by the first message (reset also un-cancels)
 
     def _now_ns(self) -> int:
         return self._node.get_clock().now().nanoseconds
@@ -91,7 +94,8 @@ class WatchedSubscription:
     def _on_message(self, msg: Any) -> None:
         self.health.messages += 1
         self.health.last_message_ns = self._now_ns()
-        self._counted_periods = 0
+        if self._watchdog is not None:
+            self._watchdog.reset()
         self._callback(msg)
 
     def _missed(self, count: int) -> None:
@@ -101,16 +105,6 @@ class WatchedSubscription:
 
     def _dds_deadline_missed(self, info: Any) -> None:
         self._missed(info.total_count_change)
-
-    def _check_deadline(self) -> None:
-        last = self.health.last_message_ns
-        if last is None:
-            return
-        periods = int((self._now_ns() - last) // (self.qos.deadline_ms * 1e6))
-        if periods > self._counted_periods:
-            new = periods - self._counted_periods
-            self._counted_periods = periods
-            self._missed(new)
 
     def _incompatible(self, info: Any) -> None:
         policy = qos_policy_name_from_kind(info.last_policy_kind)
@@ -128,8 +122,8 @@ class WatchedSubscription:
         return (self._now_ns() - self.health.last_message_ns) / 1e9
 
     def destroy(self) -> None:
-        if self._timer is not None:
-            self._node.destroy_timer(self._timer)
+        if self._watchdog is not None:
+            self._node.destroy_timer(self._watchdog)
         self._node.destroy_subscription(self.subscription)
 
 
