@@ -2,9 +2,11 @@
 """One-way latency and loss of camera-sized sensor_msgs/Image messages over Fast DDS (DESIGN §4).
 
 Every scenario of {two processes, two nodes in one process} x {Fast DDS defaults, our profile
-config/fastdds.xml} x {reliable depth 10, best effort depth 1} runs on the same input (same image
-bytes, frame count and rate) in fresh child processes, because Fast DDS reads its profile variable
-when the participant is created. The script re-invokes itself with the hidden ``--role pub|sub|both``.
+config/fastdds.xml, the profile plus large buffers kept in the heap (humanoid_common.allocator, as
+every node of the stack runs)} x {reliable depth 10, best effort depth 1} runs on the same input
+(same image bytes, frame count and rate) in fresh child processes, because Fast DDS reads its
+profile variable when the participant is created and malloc settings are per process. The script
+re-invokes itself with the hidden ``--role pub|sub|both``.
 
 Latency is receive time minus send time, both ``time.time_ns()`` (CLOCK_REALTIME) on this host, and
 includes serialisation, transport and deserialisation into Python. The publisher waits until the
@@ -39,13 +41,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from humanoid_common.allocator import keep_large_buffers
 from humanoid_common.config import PROFILE_VARIABLES, config_dir
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PROFILE = config_dir() / "fastdds.xml"
 DEFAULT_JSON = REPO / "out" / "bench" / "transport.json"
 LAYOUTS = ("processes", "in-process")
-FASTDDS_CONFIGS = ("default", "profile")
+FASTDDS_CONFIGS = ("default", "profile", "profile+heap")
+RATIOS = (("default", "profile"), ("profile", "profile+heap"))  # printed as first / second
 QOS_DEPTH = {"reliable": 10, "best_effort": 1}
 MARK = "@@bench "  # prefix of protocol lines on a child's stdout; anything else there is ignored
 
@@ -240,6 +244,10 @@ def run_child(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
+    heap_buffers = keep_large_buffers() if args.heap_buffers else False
+    if args.heap_buffers and not heap_buffers:
+        _emit("error", message="large buffers could not be kept in the heap (not glibc, or MALLOC_* set)")
+        return 1
     rclpy.init()
     executor = SingleThreadedExecutor()
     try:
@@ -253,7 +261,7 @@ def run_child(args: argparse.Namespace) -> int:
         if args.role == "pub":
             sent = _publish(pub_node, args)
             publisher = sent.pop("publisher")
-            _emit("sent", shm_segments=segments, **sent)
+            _emit("sent", shm_segments=segments, heap_buffers=heap_buffers, **sent)
             # Keep the writer (and its reliable repairs) alive until the parent has the subscriber's result.
             _wait_for_stop()
             publisher.destroy()
@@ -264,7 +272,12 @@ def run_child(args: argparse.Namespace) -> int:
             while not stop.is_set():
                 executor.spin_once(timeout_sec=0.05)
             collector.drain(executor)
-            _emit("result", shm_segments=segments, **collector.result(args.warmup, args.frames))
+            _emit(
+                "result",
+                shm_segments=segments,
+                heap_buffers=heap_buffers,
+                **collector.result(args.warmup, args.frames),
+            )
         else:
             outcome: dict[str, Any] = {}
 
@@ -282,7 +295,13 @@ def run_child(args: argparse.Namespace) -> int:
                 raise outcome["error"]
             outcome.pop("publisher")
             collector.drain(executor)
-            _emit("result", shm_segments=segments, **outcome, **collector.result(args.warmup, args.frames))
+            _emit(
+                "result",
+                shm_segments=segments,
+                heap_buffers=heap_buffers,
+                **outcome,
+                **collector.result(args.warmup, args.frames),
+            )
     except BenchError as error:
         _emit("error", message=str(error))
         return 1
@@ -366,7 +385,7 @@ def scenario_env(fastdds: str, profile: Path) -> dict[str, str]:
     """Child environment: profile variables unset (defaults) or pointing at the profile."""
     env = {k: v for k, v in os.environ.items() if k not in PROFILE_VARIABLES}
     env["SKIP_DEFAULT_XML_FILE"] = "1"  # no DEFAULT_FASTRTPS_PROFILES.xml from the working directory
-    if fastdds == "profile":
+    if fastdds != "default":
         env.update(dict.fromkeys(PROFILE_VARIABLES, str(profile)))
     return env
 
@@ -376,6 +395,7 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace, topic: str) -> di
     base = [sys.executable, str(Path(__file__).resolve())]
     opts = ["--topic", topic, "--qos", scenario.qos, "--frames", str(args.frames), "--rate", str(args.rate)]
     opts += ["--width", str(args.width), "--height", str(args.height), "--warmup", str(args.warmup)]
+    opts += ["--heap-buffers"] if scenario.fastdds == "profile+heap" else []
     env = scenario_env(scenario.fastdds, args.profile)
     send_time = (args.warmup + args.frames) / args.rate + args.match_timeout + 15
     children: list[_Child] = []
@@ -423,37 +443,40 @@ def _mb(segments: Any) -> str:
 
 
 def print_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Print the result table and the default/profile ratios; return the ratios."""
-    header = f"{'scenario':34} {'shm':>6} {'median':>7} {'p90':>7} {'p99':>7} {'max':>7} {'recv/sent':>9}"
+    """Print the result table and the latency ratios between set-ups (RATIOS); return the ratios."""
+    header = f"{'scenario':36} {'shm':>6} {'median':>7} {'p90':>7} {'p99':>7} {'max':>7} {'recv/sent':>9}"
     header += f" {'loss%':>6}"
     print("\none-way latency, ms\n" + header + "\n" + "-" * len(header))
     for row in rows:
         lat = row.get("latency_ms") or {}
         if "error" in row:
-            print(f"{row['scenario']:34} FAILED: {row['error'].splitlines()[0]}")
+            print(f"{row['scenario']:36} FAILED: {row['error'].splitlines()[0]}")
             continue
         recv = f"{row['received']}/{row['sent']}"
         print(
-            f"{row['scenario']:34} {_mb(row.get('shm_segments')):>6} {_fmt(lat.get('median')):>7} "
+            f"{row['scenario']:36} {_mb(row.get('shm_segments')):>6} {_fmt(lat.get('median')):>7} "
             f"{_fmt(lat.get('p90')):>7} {_fmt(lat.get('p99')):>7} {_fmt(lat.get('max')):>7} "
             f"{recv:>9} {row['loss_pct']:>6.1f}"
         )
     by_name = {row["scenario"]: row for row in rows}
     ratios = []
-    print("\ndefault / profile")
-    for layout, qos in itertools.product(LAYOUTS, QOS_DEPTH):
-        default = (by_name.get(f"{layout}/default/{qos}") or {}).get("latency_ms")
-        profile = (by_name.get(f"{layout}/profile/{qos}") or {}).get("latency_ms")
-        if not default or not profile:
-            continue
-        ratio = {
-            "layout": layout,
-            "qos": qos,
-            "median": default["median"] / profile["median"],
-            "p99": default["p99"] / profile["p99"],
-        }
-        ratios.append(ratio)
-        print(f"  {layout + '/' + qos:24} median x{ratio['median']:.2f}   p99 x{ratio['p99']:.2f}")
+    for first, second in RATIOS:
+        print(f"\n{first} / {second}")
+        for layout, qos in itertools.product(LAYOUTS, QOS_DEPTH):
+            a = (by_name.get(f"{layout}/{first}/{qos}") or {}).get("latency_ms")
+            b = (by_name.get(f"{layout}/{second}/{qos}") or {}).get("latency_ms")
+            if not a or not b:
+                continue
+            ratio = {
+                "of": first,
+                "over": second,
+                "layout": layout,
+                "qos": qos,
+                "median": a["median"] / b["median"],
+                "p99": a["p99"] / b["p99"],
+            }
+            ratios.append(ratio)
+            print(f"  {layout + '/' + qos:24} median x{ratio['median']:.2f}   p99 x{ratio['p99']:.2f}")
     return ratios
 
 
@@ -477,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--role", choices=("pub", "sub", "both"), help=argparse.SUPPRESS)
     parser.add_argument("--qos", choices=tuple(QOS_DEPTH), default="best_effort", help=argparse.SUPPRESS)
     parser.add_argument("--topic", default="/bench/transport", help=argparse.SUPPRESS)
+    parser.add_argument("--heap-buffers", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick and "--frames" not in (argv if argv is not None else sys.argv):
         args.frames = 40
@@ -524,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         if unclean:
             note += f"; children: {unclean}"
         rows.append(row)
-        print(f"[{index}/{len(scenarios)}] {scenario.name:34} {note} ({row['wall_s']:.1f} s)", flush=True)
+        print(f"[{index}/{len(scenarios)}] {scenario.name:36} {note} ({row['wall_s']:.1f} s)", flush=True)
 
     ratios = print_table(rows)
     report = {
@@ -555,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "ros": _ros_versions(),
         "scenarios": rows,
-        "ratios_default_over_profile": ratios,
+        "ratios": ratios,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -19,6 +19,7 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
+from humanoid_common.allocator import keep_large_buffers
 from humanoid_common.config import EXIT_CANNOT_START, apply_fastdds_profile
 
 
@@ -105,7 +106,8 @@ class ManagedNode(LifecycleNode):
 
 
 def run_node(factory: Callable[[], ManagedNode], args: list[str] | None = None) -> int:
-    """Every node's main: init rclpy (with the Fast DDS profile), create the node, spin until Ctrl-C."""
+    """Every node's main: init rclpy (with the Fast DDS profile and large buffers kept in the heap),
+    create the node, spin until Ctrl-C."""
     return run_nodes([factory], args)
 
 
@@ -118,6 +120,7 @@ def run_nodes(factories: Sequence[Callable[[], ManagedNode]], args: list[str] | 
     measures it). Work that takes long runs on the nodes' own worker threads instead.
     """
     apply_fastdds_profile()
+    keep_large_buffers()
     rclpy.init(args=sys.argv if args is None else args)
     executor = SingleThreadedExecutor()
     nodes: list[ManagedNode] = []

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-AXES = (("processes", "in-process"), ("default", "profile"), ("reliable", "best_effort"))
+AXES = (("processes", "in-process"), ("default", "profile", "profile+heap"), ("reliable", "best_effort"))
 SCENARIOS = {"/".join(combo) for combo in itertools.product(*AXES)}
 
 
@@ -24,7 +24,7 @@ def test_transport_bench_quick_run(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
     )
     assert run.returncode == 0, f"stdout:\n{run.stdout[-3000:]}\nstderr:\n{run.stderr[-3000:]}"
     report = json.loads(out.read_text())
@@ -40,5 +40,6 @@ def test_transport_bench_quick_run(tmp_path: Path) -> None:
         # The profile scenarios must really run on the profile's 16 MB shared-memory segment.
         segments = row["shm_segments"]
         sizes = [*segments["pub"], *segments["sub"]] if isinstance(segments, dict) else segments
-        if row["fastdds"] == "profile" and sizes:
+        if row["fastdds"] != "default" and sizes:
             assert max(sizes) >= 16 * 2**20, f"{name}: profile not in effect, SHM segments {sizes}"
+        assert row["heap_buffers"] == (row["fastdds"] == "profile+heap"), name

@@ -23,6 +23,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
+from humanoid_common.allocator import keep_large_buffers
 from humanoid_common.bags import (
     BagError,
     add_topic,
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = threading.Event()
     apply_fastdds_profile()
+    keep_large_buffers()
     rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)  # argv is ours, not --ros-args
     node = rclpy.create_node("bag_recorder")
     executor = SingleThreadedExecutor()

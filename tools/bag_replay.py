@@ -29,6 +29,7 @@ from rosbags.rosbag2 import Reader, ReaderError
 from rosgraph_msgs.msg import Clock
 from tqdm import tqdm
 
+from humanoid_common.allocator import keep_large_buffers
 from humanoid_common.bags import BagError, describe_qos, import_message, qos_from_bag
 from humanoid_common.config import apply_fastdds_profile
 from humanoid_common.qos import QosConfigError, load_qos_config
@@ -260,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     apply_fastdds_profile()
+    keep_large_buffers()
     rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)  # argv is ours, not --ros-args
     node = rclpy.create_node("bag_player")
     try:

@@ -40,6 +40,7 @@ from humanoid_bringup.demo_video import HEIGHT, WIDTH, Face, Scene, compose
 from humanoid_bringup.profiles import load_profile
 from humanoid_bringup.run import StackOptions, child_specs
 from humanoid_bringup.supervisor import ChildSpec, Supervisor
+from humanoid_common.allocator import keep_large_buffers
 from humanoid_common.assets import asset_path
 from humanoid_common.config import apply_fastdds_profile, config_dir
 from humanoid_common.images import image_to_numpy, to_bgr8
@@ -246,6 +247,7 @@ def run(args: argparse.Namespace) -> int:
     )
     supervising.start()
 
+    keep_large_buffers()  # the recorder receives the debug images
     rclpy.init()
     node = rclpy.create_node("demo_recorder")
     stats = DemoStats(profile.name)
