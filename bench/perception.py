@@ -83,6 +83,16 @@ def stats(values: list[float]) -> dict[str, float]:
     }
 
 
+def process_memory_mib(pid: int) -> dict[str, float]:
+    """Resident memory of a process now and at its peak (VmRSS, VmHWM), MiB; empty off Linux."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    fields = dict(line.split(":", 1) for line in lines if line.startswith(("VmRSS", "VmHWM")))
+    return {"rss": int(fields["VmRSS"].split()[0]) / 1024, "peak": int(fields["VmHWM"].split()[0]) / 1024}
+
+
 def progress(label: str, done: int, total: int) -> None:
     if done == total or done % max(1, total // 10) == 0:
         print(f"  {label}: {done}/{total}", flush=True)
@@ -132,6 +142,7 @@ def bench_node(args: argparse.Namespace, frames: list[np.ndarray], raw: RawModel
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
+    from humanoid_common.allocator import keep_large_buffers
     from humanoid_common.config import apply_fastdds_profile
     from humanoid_common.images import numpy_to_image
     from humanoid_stack.msg import DetectionArray
@@ -139,6 +150,7 @@ def bench_node(args: argparse.Namespace, frames: list[np.ndarray], raw: RawModel
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(120, 200)))
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     apply_fastdds_profile()
+    keep_large_buffers()  # as in every node of the stack: the camera side gets the same settings
     params = {
         "model": args.model, "task": args.task, "device": args.device, "half": str(args.half).lower(),
         "imgsz": args.imgsz, "tracker": "none", "max_rate_hz": 0.0, "warmup_frames": args.warmup,
@@ -226,6 +238,7 @@ def bench_node(args: argparse.Namespace, frames: list[np.ndarray], raw: RawModel
             "node_stamp_to_publish_ms": stats(in_node),
             "throughput_hz": len(in_window) / (args.feed_seconds + 0.5),
             "fed_hz": sent / args.feed_seconds,
+            "node_memory_mib": process_memory_mib(proc.pid),
         }
     finally:
         client.destroy_node()
@@ -259,6 +272,9 @@ def print_table(result: dict) -> None:
             f"node-side medians: inference {o['node_inference_median_ms']:.1f} ms, "
             f"image stamp to detections published {o['node_stamp_to_publish_median_ms']:.1f} ms"
         )
+        memory = result["node"]["node_memory_mib"]
+        if memory:
+            print(f"node process memory: {memory['rss']:.0f} MiB resident, peak {memory['peak']:.0f} MiB")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -139,10 +139,11 @@ class PerceptionNode(ManagedNode):
             self, CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, self._qos
         )
         self._worker.start()
+        limit = settings.max_rate_hz
+        rate = f"at most {limit:g} Hz" if limit > 0 else "as fast as the model runs"
         self.get_logger().info(
-            f"active: {self._image_sub.subscription.topic_name} → {DETECTIONS_TOPIC} at most "
-            f"{settings.max_rate_hz:g} Hz ({self._detector.model_name}, tracker "
-            f"{settings.detector.tracker or 'none'})"
+            f"active: {self._image_sub.subscription.topic_name} → {DETECTIONS_TOPIC} {rate} "
+            f"({self._detector.model_name}, tracker {settings.detector.tracker or 'none'})"
         )
         return super().on_activate(state)
 
