@@ -1,6 +1,8 @@
 """Safety layer: each limit, NaN/inf, stale inputs, empty queue, disable and stop; limit files."""
 
 import math
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -158,3 +160,35 @@ def test_limits_from_urdf(tmp_path):
     assert limits["a"] == JointLimit(-1.5, 1.5, 2.0)
     assert limits["b"].lower == -math.inf
     assert limits["b"].velocity == 3.0
+
+
+def test_enable_from_another_thread_never_breaks_a_step():
+    """/vla/enable and /vla/stop are served on the executor thread while the control thread steps:
+    a toggle that lands inside a step must not leave it half done (it once raised a TypeError that
+    ended the control loop)."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: the race shows within ms
+    safety = layer()
+    safety.enable(True)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def control() -> None:
+        try:
+            while not done.is_set():
+                safety.step(fresh((0.1, 0.1)))
+        except BaseException as error:  # reported by the test thread
+            errors.append(error)
+
+    thread = threading.Thread(target=control)
+    thread.start()
+    try:
+        for i in range(20000):
+            safety.enable(i % 2 == 0)
+            if i % 7 == 0:
+                safety.stop()
+    finally:
+        done.set()
+        thread.join(10)
+        sys.setswitchinterval(previous)
+    assert not errors, errors

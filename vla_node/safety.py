@@ -12,6 +12,7 @@ with zero velocity: no new motion, no extrapolation.
 from __future__ import annotations
 
 import math
+import threading
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass
@@ -138,7 +139,11 @@ class Decision:
 
 
 class SafetyLayer:
-    """Validates and limits each command; keeps the last command to hold at. Single owner."""
+    """Validates and limits each command; keeps the last command to hold at.
+
+    `step` runs on the control thread while `enable` and `stop` arrive on the executor thread (the
+    /vla/enable service, /vla/stop): a lock keeps a toggle from landing in the middle of a step.
+    """
 
     def __init__(
         self, joint_names: tuple[str, ...], limits: dict[str, JointLimit], config: SafetyConfig
@@ -160,17 +165,20 @@ class SafetyLayer:
         self.counts: Counter[str] = Counter()
         self._last: np.ndarray | None = None
         self._velocity = np.zeros(len(joint_names))
+        self._lock = threading.Lock()
 
     def enable(self, on: bool) -> None:
         """Enable (clears a stop) or disable motion output. Disabled: nothing is published."""
-        self.enabled = on
-        self.stopped = False
-        self._last = None
-        self._velocity[:] = 0.0
+        with self._lock:
+            self.enabled = on
+            self.stopped = False
+            self._last = None
+            self._velocity[:] = 0.0
 
     def stop(self) -> None:
         """Hold from now on until enabled again."""
-        self.stopped = True
+        with self._lock:
+            self.stopped = True
 
     def camera_fresh(self, age_s: float | None) -> bool:
         return age_s is not None and age_s <= self.config.max_camera_age_s
@@ -186,6 +194,10 @@ class SafetyLayer:
         return None
 
     def step(self, inputs: Inputs) -> Decision:
+        with self._lock:
+            return self._step(inputs)
+
+    def _step(self, inputs: Inputs) -> Decision:
         if not self.enabled:
             return self._count(Decision(None, Intervention.DISABLED))
         if self._last is None and inputs.measured is None:
