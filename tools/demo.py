@@ -42,7 +42,7 @@ from humanoid_bringup.run import StackOptions, child_specs
 from humanoid_bringup.supervisor import ChildSpec, Supervisor
 from humanoid_common.allocator import keep_large_buffers
 from humanoid_common.assets import asset_path
-from humanoid_common.config import apply_fastdds_profile, config_dir
+from humanoid_common.config import apply_fastdds_profile, config_dir, read_yaml
 from humanoid_common.images import image_to_numpy, to_bgr8
 from humanoid_common.qos import load_qos_config
 from humanoid_stack.msg import DetectionArray, MemoryEvent, PersonArray
@@ -55,6 +55,7 @@ from tabletop_sim.ros_episodes import RosEpisodeDriver
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE_TOPIC = "/tabletop/camera/image_raw"
+HEAD_CAMERA_HZ = 10.0  # the scripted head camera; slower than a real one to spare the two cores
 TABLE_INFO_TOPIC = "/tabletop/camera/camera_info"
 NODES = ["perception_node", "memory_node", "vla_node", "tabletop_sim", "people_scene", "governor"]
 VIDEO_FPS = 10.0
@@ -77,7 +78,8 @@ def demo_params(out: Path, seed: int) -> Path:
             "config_file": str(config_dir() / "demo" / "memory.yaml"), "data_dir": str(out / "memory")}},
         "/**/tabletop_sim": {"ros__parameters": {"seed": seed}},
         "/**/people_scene": {"ros__parameters": {
-            "script": str(config_dir() / "demo" / "scene.yaml"), "autoplay": False, "rate_hz": 10.0}},
+            "script": str(config_dir() / "demo" / "scene.yaml"), "autoplay": False,
+            "rate_hz": HEAD_CAMERA_HZ}},
         "/**/vla_node": {"ros__parameters": {"max_camera_age_ms": 300.0}},
     }  # fmt: skip
     path = out / "params.yaml"
@@ -85,15 +87,30 @@ def demo_params(out: Path, seed: int) -> Path:
     return path
 
 
+def demo_qos(out: Path) -> Path:
+    """config/qos.yaml with the camera deadlines at three periods of the demo's head camera.
+
+    The shipped 100 ms is three frames of a 30 Hz camera; at 10 Hz it would count a miss at every
+    late frame. The table camera shares the keys (a remapped topic keeps its key): its deadline
+    matches the VLA's max_camera_age_ms of the demo.
+    """
+    data = read_yaml(config_dir() / "qos.yaml", "QoS file")
+    for topic in ("/camera/image_raw", "/camera/camera_info"):
+        data["topics"][topic]["deadline_ms"] = 3 * 1000.0 / HEAD_CAMERA_HZ
+    path = out / "qos.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
 class Recorder:
     """Subscribes to every output, keeps the current `Scene` and fills `DemoStats`."""
 
-    def __init__(self, node: Any, stats: DemoStats, t0: list[float]) -> None:
+    def __init__(self, node: Any, stats: DemoStats, t0: list[float], qos_file: Path) -> None:
         self.node, self.stats, self._t0 = node, stats, t0
         self.scene = Scene()
         self.lock = threading.Lock()
         self.recording = False  # stats count from the scene's start; the video shows everything
-        qos = load_qos_config()
+        qos = load_qos_config(qos_file)
 
         def sub(msg_type: Any, topic: str, callback: Any, key: str | None = None) -> None:
             profile = qos.profile(key or topic, for_subscription=True)
@@ -229,8 +246,9 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ["HUMANOID_MEMORY_KEY"] = new_key_text()  # the demo's store is thrown away afterwards
     apply_fastdds_profile()
+    qos_file = demo_qos(work)
     options = StackOptions(
-        profile, NODES, [demo_params(work, args.seed)],
+        profile, NODES, [demo_params(work, args.seed)], qos_file=str(qos_file),
         remaps={
             "tabletop_sim": {"/camera/image_raw": TABLE_TOPIC, "/camera/camera_info": TABLE_INFO_TOPIC},
             "vla_node": {"/camera/image_raw": TABLE_TOPIC},
@@ -252,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
     node = rclpy.create_node("demo_recorder")
     stats = DemoStats(profile.name)
     t0 = [time.monotonic()]
-    recorder = Recorder(node, stats, t0)
+    recorder = Recorder(node, stats, t0, qos_file)
     driver = RosEpisodeDriver(node)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
