@@ -55,8 +55,8 @@ from tabletop_sim.ros_episodes import RosEpisodeDriver
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE_TOPIC = "/tabletop/camera/image_raw"
-HEAD_CAMERA_HZ = 10.0  # the scripted head camera; slower than a real one to spare the two cores
 TABLE_INFO_TOPIC = "/tabletop/camera/camera_info"
+HEAD_CAMERA_HZ = 10.0  # the scripted head camera; slower than a real one to spare the two cores
 NODES = ["perception_node", "memory_node", "vla_node", "tabletop_sim", "people_scene", "governor"]
 VIDEO_FPS = 10.0
 EPISODE_TIMEOUT_S = 8.0
