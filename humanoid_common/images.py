@@ -21,6 +21,8 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
+from humanoid_common.validation import InvalidMessageError, quoted
+
 __all__ = [
     "MAX_IMAGE_DIM",
     "SUPPORTED_ENCODINGS",
@@ -36,7 +38,7 @@ __all__ = [
 MAX_IMAGE_DIM = 8192
 
 
-class ImageFormatError(ValueError):
+class ImageFormatError(InvalidMessageError):
     """An image message or array does not match its declared encoding, or is malformed."""
 
 
@@ -85,7 +87,7 @@ def _layout(encoding: str) -> _Layout:
         return _LAYOUTS[encoding]
     except KeyError:
         raise ImageFormatError(
-            f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+            f"unsupported image encoding {quoted(encoding)}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
         ) from None
 
 
@@ -261,10 +263,12 @@ def compressed_to_numpy(msg: CompressedImage, encoding: str = "bgr8") -> np.ndar
     cannot be decoded.
     """
     if encoding not in _DECODE_ENCODINGS:
-        raise ImageFormatError(f"cannot decode to {encoding!r}; supported: {', '.join(_DECODE_ENCODINGS)}")
+        raise ImageFormatError(
+            f"cannot decode to {quoted(encoding)}; supported: {', '.join(_DECODE_ENCODINGS)}"
+        )
     data = np.frombuffer(_byte_view(msg.data), dtype=np.uint8)
     if data.size == 0:
-        raise ImageFormatError(f"compressed image (format {msg.format!r}) has no data")
+        raise ImageFormatError(f"compressed image (format {quoted(msg.format)}) has no data")
     if encoding == "mono16":
         flags = cv2.IMREAD_UNCHANGED
     elif encoding == "mono8":
@@ -274,11 +278,11 @@ def compressed_to_numpy(msg: CompressedImage, encoding: str = "bgr8") -> np.ndar
     decoded = cv2.imdecode(data, flags)
     if decoded is None:
         raise ImageFormatError(
-            f"could not decode {data.size} bytes of compressed image (format {msg.format!r})"
+            f"could not decode {data.size} bytes of compressed image (format {quoted(msg.format)})"
         )
     if encoding == "mono16" and (decoded.ndim != 2 or decoded.dtype != _U16):
         raise ImageFormatError(
-            f"compressed image (format {msg.format!r}) decodes to {decoded.dtype} with shape "
+            f"compressed image (format {quoted(msg.format)}) decodes to {decoded.dtype} with shape "
             f"{decoded.shape}, not a 16-bit single-channel image"
         )
     if encoding == "rgb8":

@@ -21,6 +21,11 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 
 from humanoid_common.allocator import keep_large_buffers
 from humanoid_common.config import EXIT_CANNOT_START, apply_fastdds_profile
+from humanoid_common.throttle import KeyedThrottle
+from humanoid_common.validation import shorten
+
+#: Failed service calls are logged at most once per this many seconds per service.
+SERVICE_LOG_PERIOD_S = 5.0
 
 
 class ManagedNode(LifecycleNode):
@@ -39,6 +44,7 @@ class ManagedNode(LifecycleNode):
             ParameterDescriptor(description="Configure and activate at start-up (false: wait for a manager)"),
         )
         self.autostart_ok = True
+        self._service_log = KeyedThrottle(SERVICE_LOG_PERIOD_S)
         self._live: dict[str, tuple[Callable[[Any], str | None], Callable[[Any], None]]] = {}
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -61,6 +67,29 @@ class ManagedNode(LifecycleNode):
         for parameter, _check, apply in changes:
             apply(parameter.value)
         return SetParametersResult(successful=True)
+
+    def create_guarded_service(self, srv_type: Any, name: str, callback: Callable[[Any, Any], Any], **kwargs):
+        """`create_service` whose callback cannot end the node: an exception (a bug, or a request
+        nobody foresaw) becomes a failed response (`success` false and the reason in `message`,
+        where the response has them), logged at most once per period per service."""
+
+        def guarded(request: Any, response: Any) -> Any:
+            try:
+                return callback(request, response)
+            except Exception as error:
+                reason = shorten(f"{type(error).__name__}: {error}")
+                allowed, suppressed = self._service_log.allow(name)
+                if allowed:
+                    more = f" ({suppressed} more since the last report)" if suppressed else ""
+                    self.get_logger().error(f"service {name} failed on a request: {reason}{more}")
+                fresh = srv_type.Response()
+                if hasattr(fresh, "success"):
+                    fresh.success = False
+                if hasattr(fresh, "message"):
+                    fresh.message = f"internal error, request not carried out: {reason}"
+                return fresh
+
+        return self.create_service(srv_type, name, guarded, **kwargs)
 
     def autostart(self) -> None:
         self._warn_undeclared_overrides()

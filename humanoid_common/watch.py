@@ -3,11 +3,18 @@
 Every node creates its topics through these so that deadline misses are counted the same way
 everywhere (for /diagnostics and for the node's own reaction), and a QoS mismatch, which would
 otherwise silently deliver nothing, is logged as a warning a person can act on.
+
+A subscription also stands between the graph and the node's callback: a message the callback refuses
+(`InvalidMessageError`) or fails on (any other exception: a bug, but never a reason to end the node) is
+dropped, counted, and logged at most once per period per topic with its text shortened. Only
+accepted messages refresh the topic's age, so a stream of garbage cannot make stale data look fresh.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +26,15 @@ try:  # Jazzy and newer
 except ImportError:  # Humble
     from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
+from humanoid_common.diagnostics import ERROR, OK, WARN, Level
 from humanoid_common.qos import QosConfig, TopicQos
+from humanoid_common.throttle import KeyedThrottle
+from humanoid_common.validation import InvalidMessageError, shorten
+
+#: A topic's drops and callback errors are logged at most once per this many seconds.
+DROP_LOG_PERIOD_S = 5.0
+#: The inputs status stays WARN this long after a drop.
+RECENT_DROP_S = 10.0
 
 
 @dataclass
@@ -28,10 +43,14 @@ class TopicHealth:
 
     topic: str
     deadline_ms: float
-    messages: int = 0
+    messages: int = 0  # accepted (subscriptions) or published
     deadline_misses: int = 0
     incompatible_qos: int = 0
     last_message_ns: int | None = None  # node clock (sim time when use_sim_time is set)
+    dropped: int = 0  # refused by the callback (InvalidMessageError)
+    callback_errors: int = 0  # the callback raised anything else
+    last_problem: str = ""  # the latest drop or error, shortened
+    last_problem_at: float | None = None  # time.monotonic() of it
 
 
 def _describe(qos: TopicQos) -> str:
@@ -65,6 +84,7 @@ class WatchedSubscription:
         self._node = node
         self._callback = callback
         self._on_deadline_missed = on_deadline_missed
+        self._log_throttle = KeyedThrottle(DROP_LOG_PERIOD_S)
         self.qos = qos[topic]
         self.health = TopicHealth(topic, self.qos.deadline_ms)
         local_watch = self.qos.external and self.qos.deadline_ms > 0
@@ -92,11 +112,32 @@ class WatchedSubscription:
         return self._node.get_clock().now().nanoseconds
 
     def _on_message(self, msg: Any) -> None:
+        try:
+            self._callback(msg)
+        except InvalidMessageError as error:
+            self.health.dropped += 1
+            self._problem("dropped a message", str(error), "drop")
+            return
+        except Exception as error:  # a bug in the callback: report it loudly, keep the node alive
+            self.health.callback_errors += 1
+            where = traceback.extract_tb(error.__traceback__)[-1]
+            text = f"{type(error).__name__}: {error} (at {where.filename}:{where.lineno})"
+            self._problem("the callback failed on a message, which was dropped", text, "error")
+            return
         self.health.messages += 1
         self.health.last_message_ns = self._now_ns()
         if self._watchdog is not None:
             self._watchdog.reset()
-        self._callback(msg)
+
+    def _problem(self, what: str, text: str, kind: str) -> None:
+        self.health.last_problem = shorten(text)
+        self.health.last_problem_at = time.monotonic()
+        allowed, suppressed = self._log_throttle.allow(kind)
+        if allowed:
+            more = f" ({suppressed} more since the last report)" if suppressed else ""
+            log = self._node.get_logger()
+            report = log.error if kind == "error" else log.warning
+            report(f"'{self.subscription.topic_name}': {what}: {self.health.last_problem}{more}")
 
     def _missed(self, count: int) -> None:
         self.health.deadline_misses += count
@@ -161,3 +202,34 @@ class WatchedPublisher:
 
     def destroy(self) -> None:
         self._node.destroy_publisher(self.publisher)
+
+
+def inputs_status(subscriptions: Callable[[], Iterable[WatchedSubscription]]):
+    """A diagnostics task over a node's watched subscriptions: per topic the accepted, dropped and
+    failed messages and the last problem. ERROR once a callback has failed (a bug to report), WARN
+    within RECENT_DROP_S of a drop, else OK. `subscriptions` is called at each report (a node's
+    subscriptions come and go with its lifecycle)."""
+
+    def status() -> tuple[Level, str, Mapping[str, Any]]:
+        values: dict[str, Any] = {}
+        dropped = errors = 0
+        recent: list[str] = []
+        now = time.monotonic()
+        for sub in subscriptions():
+            health, topic = sub.health, sub.health.topic
+            values[f"accepted.{topic}"] = health.messages
+            values[f"dropped.{topic}"] = health.dropped
+            values[f"callback_errors.{topic}"] = health.callback_errors
+            if health.last_problem:
+                values[f"last_problem.{topic}"] = health.last_problem
+            dropped += health.dropped
+            errors += health.callback_errors
+            if health.last_problem_at is not None and now - health.last_problem_at < RECENT_DROP_S:
+                recent.append(topic)
+        if errors:
+            return ERROR, f"{errors} messages made a callback fail (a bug; see last_problem.*)", values
+        if recent:
+            return WARN, f"dropping invalid messages on {', '.join(recent)} ({dropped} in all)", values
+        return OK, f"{dropped} invalid messages dropped in all", values
+
+    return status

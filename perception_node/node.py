@@ -39,7 +39,7 @@ from perception_node.debug_draw import draw_detections
 from perception_node.detector import Detector, DetectorError, FrameResult
 from perception_node.markers import camera_intrinsics, detection_markers
 from perception_node.settings import PARAMETERS, PerceptionSettings, SettingsError
-from perception_node.throttle import KeyedThrottle, problem_kind
+from humanoid_common.throttle import KeyedThrottle, problem_kind
 
 IMAGE_TOPIC = "/camera/image_raw"
 COMPRESSED_TOPIC = "/camera/image_raw/compressed"

@@ -14,7 +14,7 @@ from humanoid_common.latest import LatestSlot, LatestWorker, RateLimiter
 from perception_node.debug_draw import draw_detections, label_for
 from perception_node.detector import Detection, DetectorError, Keypoint, resolve_classes
 from perception_node.settings import PARAMETERS, PerceptionSettings, SettingsError
-from perception_node.throttle import KeyedThrottle, problem_kind
+from humanoid_common.throttle import KeyedThrottle, problem_kind
 
 
 class FakeClock:
