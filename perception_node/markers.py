@@ -48,8 +48,9 @@ class Intrinsics:
 
 def camera_intrinsics(info: CameraInfo | None, width: int, height: int) -> Intrinsics:
     """Intrinsics for an image of width x height from camera_info's K (row-major 3x3), scaled when the
-    camera_info describes another resolution; the fallback without a usable camera_info."""
-    if info is None or info.k[0] <= 0 or info.k[4] <= 0:
+    camera_info describes another resolution; the fallback without a usable camera_info. The node
+    keeps only camera_info that passed `perception_node.inputs.check_camera_info`."""
+    if info is None or not (info.k[0] > 0 and info.k[4] > 0):  # zeros: uncalibrated
         return Intrinsics.fallback(width, height)
     sx = width / info.width if info.width else 1.0
     sy = height / info.height if info.height else 1.0

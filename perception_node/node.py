@@ -9,6 +9,7 @@ Managed node: the model is loaded on configure, warmed up on activate, released 
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,14 +33,16 @@ from humanoid_common.images import (
 from humanoid_common.latest import LatestWorker, RateLimiter, Stamped, rate_error
 from humanoid_common.lifecycle import ManagedNode, run_node
 from humanoid_common.qos import QosConfig, QosConfigError, load_qos_config
-from humanoid_common.watch import TopicHealth, WatchedPublisher, WatchedSubscription
+from humanoid_common.throttle import KeyedThrottle, problem_kind
+from humanoid_common.validation import shorten
+from humanoid_common.watch import TopicHealth, WatchedPublisher, WatchedSubscription, inputs_status
 from humanoid_stack.msg import DetectionArray
 from perception_node.convert import result_to_msg
 from perception_node.debug_draw import draw_detections
 from perception_node.detector import Detector, DetectorError, FrameResult
+from perception_node.inputs import check_camera_info, check_compressed, header_stamp_ns
 from perception_node.markers import camera_intrinsics, detection_markers
 from perception_node.settings import PARAMETERS, PerceptionSettings, SettingsError
-from humanoid_common.throttle import KeyedThrottle, problem_kind
 
 IMAGE_TOPIC = "/camera/image_raw"
 COMPRESSED_TOPIC = "/camera/image_raw/compressed"
@@ -120,6 +123,7 @@ class PerceptionNode(ManagedNode):
         self._diagnostics = DiagnosticsPublisher(self, "perception_node", self.settings.diagnostics_period_s)
         self._diagnostics.add("camera", self._camera_status)
         self._diagnostics.add("inference", self._inference_status)
+        self._diagnostics.add("inputs", inputs_status(self._watched_inputs))
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -168,20 +172,25 @@ class PerceptionNode(ManagedNode):
             self._detector.close()
             self._detector = None
 
+    def _watched_inputs(self) -> list[WatchedSubscription]:
+        return [sub for sub in (self._image_sub, self._camera_info_sub) if sub is not None]
+
     # ---------------------------------------------------------------- data path
+    # A callback raises InvalidMessageError (ImageFormatError) for a message it cannot use: the
+    # subscription drops it, counts it in the "inputs" status and logs it shortened, throttled.
     def _on_image(self, msg: Image | CompressedImage) -> None:
         received_ns = self.get_clock().now().nanoseconds
+        header_stamp_ns(msg.header, received_ns)
         if isinstance(msg, CompressedImage):  # decoding is costly: only the frames processed are decoded
+            check_compressed(msg)  # its declared size, before anything is decoded
             self._worker.submit(Frame(msg.header, received_ns, compressed=msg))
             return
-        try:
-            bgr = to_bgr8(image_to_numpy(msg), msg.encoding)  # checks size, step, length, encoding
-        except ImageFormatError as error:
-            self._drop(error)
-            return
+        bgr = to_bgr8(image_to_numpy(msg), msg.encoding)  # checks size, step, length, encoding
         self._worker.submit(Frame(msg.header, received_ns, bgr=bgr))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
+        header_stamp_ns(msg.header, self.get_clock().now().nanoseconds)
+        check_camera_info(msg)
         self._camera_info = msg  # read by the worker thread: one reference, replaced whole
 
     def _process(self, stamped: Stamped[Frame]) -> None:
@@ -192,8 +201,8 @@ class PerceptionNode(ManagedNode):
         if bgr is None:
             try:
                 bgr = compressed_to_numpy(frame.compressed, "bgr8")
-            except ImageFormatError as error:
-                self._drop(error)
+            except ImageFormatError as error:  # passed check_compressed, but the data is corrupt
+                self._undecodable(error)
                 return
         result = self._detector.detect(bgr)
         msg = result_to_msg(result, frame.header, self._detector.model_name)
@@ -222,11 +231,11 @@ class PerceptionNode(ManagedNode):
         stamp_ns = frame.header.stamp.sec * 1_000_000_000 + frame.header.stamp.nanosec
         return stamp_ns or frame.received_ns
 
-    def _drop(self, error: ImageFormatError) -> None:
-        self.malformed += 1
-        self.last_malformed = str(error)
-        self._last_malformed_ns = self.get_clock().now().nanoseconds
-        self._warn(f"dropped a malformed image on {self._image_topic()}: {error}")
+    def _undecodable(self, error: ImageFormatError) -> None:
+        self.undecodable += 1
+        self.last_undecodable = shorten(error)
+        self._undecodable_at = time.monotonic()
+        self._warn(f"dropped an undecodable image on {self._image_topic()}: {self.last_undecodable}")
 
     def _on_worker_error(self, error: BaseException) -> None:
         self.errors += 1
@@ -248,9 +257,9 @@ class PerceptionNode(ManagedNode):
 
     # ---------------------------------------------------------------- diagnostics
     def _reset_stats(self) -> None:
-        self.malformed = self.errors = 0
-        self.last_malformed = self.last_error = ""
-        self._last_malformed_ns = None
+        self.undecodable = self.errors = 0
+        self.last_undecodable = self.last_error = ""
+        self._undecodable_at: float | None = None
         self.stats_rate = RateMeter(5.0)
         self.stats_inference_ms = LatencyWindow(100)
         self.stats_latency_ms = LatencyWindow(100)
@@ -281,25 +290,28 @@ class PerceptionNode(ManagedNode):
 
     def _inference_status(self) -> tuple[bytes, str, dict[str, Any]]:
         worker = self._worker
+        image = self._image_sub.health if self._image_sub else None
+        malformed = self.undecodable + (image.dropped if image else 0)
         values = {
             "model": self._detector.model_name if self._detector else "",
             "rate_hz": self.stats_rate.rate(),
             "processed": worker.processed if worker else 0,
             "skipped_stale": worker.slot.skipped if worker else 0,
-            "malformed_dropped": self.malformed,
-            "last_malformed": self.last_malformed,
+            "malformed_dropped": malformed,
+            "undecodable": self.undecodable,
+            "last_malformed": self.last_undecodable or (image.last_problem if image else ""),
             "errors": self.errors,
             "last_error": self.last_error,
             **self.stats_inference_ms.summary("inference_ms."),
             **self.stats_latency_ms.summary("latency_ms."),
             **self.stats_age_ms.summary("frame_age_at_start_ms."),
         }
-        now = self.get_clock().now().nanoseconds
         if self.errors:
             return ERROR, f"{self.errors} frames failed: {self.last_error}", values
-        recent = self._last_malformed_ns is not None and now - self._last_malformed_ns < WARN_PERIOD_S * 1e9
-        if recent:
-            return WARN, f"dropping malformed images ({self.malformed} so far)", values
+        times = (image.last_problem_at if image else None, self._undecodable_at)
+        problems = [t for t in times if t is not None]
+        if problems and time.monotonic() - max(problems) < WARN_PERIOD_S:
+            return WARN, f"dropping malformed images ({malformed} so far)", values
         return OK, "running" if worker else "inactive", values
 
     # ---------------------------------------------------------------- parameters
