@@ -11,6 +11,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from memory_node.files import publish, remove, temporary
+
 KEY_BYTES = 32
 NONCE_BYTES = 12
 
@@ -41,7 +43,8 @@ def new_key_text() -> str:
 def load_key(key_file: Path, env_var: str, *, create: bool) -> bytes:
     """The key from `env_var` if set, else from `key_file`; created there (mode 0600) when `create`.
 
-    An existing key file readable by group or others is refused, as ssh does for private keys.
+    An existing key file readable by group or others is refused, as ssh does for private keys. A new
+    key file appears complete or not at all (memory_node.files).
     """
     if os.environ.get(env_var):
         return _decode(os.environ[env_var], f"environment variable {env_var}")
@@ -59,12 +62,12 @@ def load_key(key_file: Path, env_var: str, *, create: bool) -> bytes:
             f"Restore the key the store was written with; a new key cannot open it."
         )
     key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    built = temporary(key_file)  # a kill while writing must not leave an empty or partial key file
+    remove(built)
     text = new_key_text()
-    with os.fdopen(fd, "w") as f:
+    with os.fdopen(os.open(built, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
         f.write(text + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    publish(built, key_file)
     return _decode(text, f"key file {key_file}")
 
 

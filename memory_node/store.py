@@ -1,6 +1,8 @@
 """Tier 3: the long-term person store, SQLite (WAL) with names and embeddings encrypted (AES-GCM).
 
-Every write is one transaction. A schema version in `meta` drives migrations. The key is checked
+Every write is one transaction. A schema version in `meta` drives migrations. A new file is built
+complete (schema, key check, WAL mode) under a temporary name and renamed into place, so a process
+killed during its very first start leaves no file or a whole one (memory_node.files). The key is checked
 before anything is written: a wrong key raises WrongKeyError and leaves the file untouched. Deletion
 runs with `secure_delete` on, then `scrub()` (VACUUM + WAL checkpoint TRUNCATE) removes the freed pages
 so the bytes are gone from the file, its WAL and free lists. The cold archive is a second file of the
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from memory_node.crypto import Cipher, WrongKeyError
+from memory_node.files import publish, remove, temporary
 
 SCHEMA_VERSION = 2
 KEY_CHECK = b"humanoid_stack face memory key check"
@@ -101,6 +104,58 @@ _UPSERT_PERSON = (
 
 MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_migrate_v1, _migrate_v2)
 assert len(MIGRATIONS) == SCHEMA_VERSION
+#: SQLite's files beside a database (WAL, its index, a rollback journal).
+SIDECARS = ("-wal", "-shm", "-journal")
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _migrate(db: sqlite3.Connection, cipher: Cipher) -> None:
+    """Bring the schema to SCHEMA_VERSION in one transaction; a new file also gets the key check."""
+    with _transaction(db):
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB)")
+        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        for step in MIGRATIONS[version:]:
+            step(db)
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        if version == 0:
+            db.execute(
+                "INSERT INTO meta VALUES ('key_check', ?)", (cipher.encrypt(KEY_CHECK, "meta:key_check"),)
+            )
+
+
+def _create(path: Path, cipher: Cipher) -> None:
+    """Build a complete, empty store at `path`: under a temporary name, then renamed into place.
+
+    Owner-only (0600; SQLite gives its -wal/-shm files the same mode). The WAL is checkpointed into
+    the file and removed by the close, so the renamed file alone holds everything.
+    """
+    built = temporary(path)
+    leftovers = [built, *(built.with_name(built.name + s) for s in SIDECARS)]
+    remove(*leftovers)  # an earlier build that was interrupted
+    os.close(os.open(built, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    db = sqlite3.connect(built, isolation_level=None)
+    try:
+        # 8 KiB pages hold three encrypted 512-d samples (2 KiB each) where 4 KiB pages hold one.
+        db.execute("PRAGMA page_size=8192")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        _migrate(db, cipher)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        db.close()
+    publish(built, path)
+    remove(*leftovers[1:])
 
 
 def _read_meta(path: Path) -> tuple[int, bytes | None]:
@@ -161,42 +216,20 @@ class PersonStore:
                     f"the encryption key does not open {self.path}: it was written with another key. "
                     f"Set the original key (file or environment variable); the store was not modified."
                 )
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not self.path.exists():  # owner-only; SQLite gives its -wal/-shm files the same mode
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _create(self.path, cipher)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
-        # 8 KiB pages hold three encrypted 512-d samples (2 KiB each) where 4 KiB pages hold one.
-        self._db.execute("PRAGMA page_size=8192")  # only takes effect on a new file
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "secure_delete=ON"):
             self._db.execute(f"PRAGMA {pragma}")
-        self._migrate()
+        _migrate(self._db, cipher)
 
     # -- plumbing ---------------------------------------------------------------------------------
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _migrate(self) -> None:
-        with self._transaction() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB)")
-            row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            version = int(row[0]) if row else 0
-            for step in MIGRATIONS[version:]:
-                step(db)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
-            if version == 0:
-                db.execute(
-                    "INSERT INTO meta VALUES ('key_check', ?)",
-                    (self._cipher.encrypt(KEY_CHECK, "meta:key_check"),),
-                )
+        with self._lock, _transaction(self._db) as db:
+            yield db
 
     def _enc_vec(self, vec: np.ndarray, context: str) -> bytes:
         return self._cipher.encrypt(np.asarray(vec, "<f4").tobytes(), context)

@@ -1,0 +1,125 @@
+"""SIGKILL at random moments of memory_node's very first start: the store must open after every kill.
+
+Each try starts the real node (a process, its real face models) on an empty data folder and kills it:
+some tries at a moment uniform over the whole start-up, most just after the first file appears in
+the folder, when the key and the two stores are being created. After each kill the memory opens (the
+core FaceMemory, in this process) with both files passing SQLite's integrity check; after the last one
+the real node starts again on the killed folder. An earlier version bricked the store in 14 of 24 such
+kills (issue 10: `no such table: meta`, or a `people.sqlite-journal` left behind).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from memory_helpers import open_memory
+
+from harness import ProcessGroup, wait_for
+from memory_node.files import TEMP_SUFFIX
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+UNIFORM_KILLS = 20
+FOCUSED_KILLS = 40
+READY = "active:"  # the node's log line once it is up
+
+
+@dataclass
+class Kill:
+    trial: int
+    kind: str  # "uniform" | "focused"
+    delay_s: float  # after the start (uniform) or after the first file appeared (focused)
+    files: tuple[str, ...]  # what the folder held right after the kill
+    was_ready: bool
+
+
+def _start(processes: ProcessGroup, data: Path, name: str) -> subprocess.Popen:
+    args = ["-m", "memory_node.node", "--ros-args", "-p", f"data_dir:={data}", "-p", "use_detections:=false"]
+    return processes.start(args, name)
+
+
+def _first_file(data: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Return as soon as anything exists inside `data` (polled every half millisecond)."""
+    deadline = time.monotonic() + timeout
+    while not (data.is_dir() and any(os.scandir(data))):
+        assert proc.poll() is None, "memory_node exited during its start"
+        assert time.monotonic() < deadline, "no file appeared in the data folder"
+        time.sleep(0.0005)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    assert proc.poll() is None, "memory_node exited by itself during its start"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
+def _opens(data: Path) -> str:
+    """'' when the memory in `data` opens with both files intact, else what went wrong."""
+    try:
+        memory = open_memory(data)
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    try:
+        checks = {"store": memory.store.integrity_check(), "archive": memory.archive.integrity_check()}
+    finally:
+        memory.close()
+    bad = {name: result for name, result in checks.items() if result != "ok"}
+    leftovers = [p.name for p in data.iterdir() if p.name.endswith(TEMP_SUFFIX)]
+    return f"integrity {bad}" if bad else (f"temporary files left: {leftovers}" if leftovers else "")
+
+
+def test_kills_during_the_first_start_never_brick_the_store(processes, tmp_path, monkeypatch):
+    monkeypatch.delenv("HUMANOID_MEMORY_KEY", raising=False)  # the node creates its key file too
+    rng = random.Random(10)
+    started = time.monotonic()
+    data = tmp_path / "calibration"
+    proc = _start(processes, data, "calibration")
+    _first_file(data, proc)
+    first_file_s = time.monotonic() - started
+    wait_for(lambda: READY in processes.log(proc), 60, "the first start to complete", interval=0.001)
+    ready_s = time.monotonic() - started
+    assert processes.stop(proc) == 0, processes.log(proc)
+    window_s = ready_s - first_file_s  # the folder is being filled during this time
+    kinds = ["uniform"] * UNIFORM_KILLS + ["focused"] * FOCUSED_KILLS
+    rng.shuffle(kinds)
+    kills: list[Kill] = []
+    failures: list[str] = []
+    for trial, kind in enumerate(kinds):
+        data = tmp_path / f"try{trial}"
+        proc = _start(processes, data, f"try{trial}")
+        if kind == "uniform":
+            delay = rng.uniform(0.0, ready_s)
+            time.sleep(delay)
+        else:
+            _first_file(data, proc)
+            delay = rng.uniform(0.0, 1.5 * window_s)
+            time.sleep(delay)
+        _kill(proc)
+        files = tuple(sorted(p.name for p in data.iterdir())) if data.exists() else ()
+        kills.append(Kill(trial, kind, delay, files, READY in processes.log(proc)))
+        if trial < len(kinds) - 1:  # the last folder is opened by the real node below
+            problem = _opens(data)
+            if problem:
+                failures.append(f"try {trial} ({kind}, {delay * 1e3:.1f} ms, files {files}): {problem}")
+    proc = _start(processes, data, "restart")
+    wait_for(lambda: READY in processes.log(proc) or proc.poll() is not None, 60, "the restarted node")
+    assert READY in processes.log(proc), processes.log(proc)
+    assert processes.stop(proc) == 0, processes.log(proc)
+    problem = _opens(data)
+    if problem:
+        failures.append(f"try {len(kinds) - 1} after the node's restart: {problem}")
+    during = [k for k in kills if k.files and not k.was_ready]
+    print(
+        f"\n{len(kills)} kills ({UNIFORM_KILLS} uniform over {ready_s:.2f} s, {FOCUSED_KILLS} within "
+        f"{1.5 * window_s * 1e3:.0f} ms of the first file); {len(during)} while the folder was being "
+        f"filled; {len(failures)} stores that did not open; {time.monotonic() - started:.0f} s in all"
+    )
+    assert not failures, "\n".join(failures)
+    assert len(during) >= 10, f"too few kills hit the creation of the store: {kills}"
