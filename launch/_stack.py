@@ -158,11 +158,19 @@ def _launch_nodes(context: LaunchContext, only: str | None) -> list:
             respawn=respawn,
             respawn_delay=respawn_delay,
             arguments=["--ros-args", "--log-level", config["log_level"]],
+            ros_arguments=["--enclave", enclave(name)],
             output="screen",
         )
         exit_watch = OnProcessExit(target_action=node, on_exit=partial(_stop_if_cannot_start, name))
         actions += [node, RegisterEventHandler(exit_watch)]
     return actions
+
+
+def enclave(node: str) -> str:
+    """The node's SROS2 enclave (config/security/policy.xml). Given always: without ROS_SECURITY_ENABLE
+    it only labels the process in the graph; with it, the process's keys and permissions come from
+    `$ROS_SECURITY_KEYSTORE/enclaves/humanoid_stack/<node>` (docs/security.md)."""
+    return f"/humanoid_stack/{node}"
 
 
 def _stop_if_cannot_start(name: str, event: ProcessExited, context: LaunchContext) -> list[Shutdown] | None:
