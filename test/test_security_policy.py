@@ -514,7 +514,8 @@ def test_the_policy_grants_exactly_what_the_running_nodes_create(ros, processes,
         if enclave != OPERATOR:
             unprofiled = nodes.get(enclave, set()) - profiles(root)[enclave]
             problems += [
-                f"{enclave}: node {node} runs in it but has no profile" for node in sorted(unprofiled)
+                f"{enclave}: node {node} runs in it but has no <profile> (add one for its ~/ names)"
+                for node in sorted(unprofiled)
             ]
     summary = ", ".join(f"{e.removeprefix(PREFIX)} {len(g)}" for e, g in sorted(used.items()))
     print(f"\nendpoints per enclave: {summary}; {time.monotonic() - started:.0f} s to start and compare")
