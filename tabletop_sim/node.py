@@ -22,13 +22,17 @@ from humanoid_common.diagnostics import OK, WARN, DiagnosticsPublisher
 from humanoid_common.images import camera_info, numpy_to_image
 from humanoid_common.lifecycle import ManagedNode, run_node
 from humanoid_common.qos import load_qos_config
-from humanoid_common.watch import WatchedPublisher, WatchedSubscription
+from humanoid_common.validation import InvalidMessageError, bounded_count, bounded_text, shorten, stamp_ns
+from humanoid_common.watch import WatchedPublisher, WatchedSubscription, inputs_status
 from tabletop_sim.commands import CommandError, TrajectoryPoint, current_target
 from tabletop_sim.instructions import parse_target
 from tabletop_sim.render import Camera, render
 from tabletop_sim.world import JOINT_NAMES, SuccessSpec, World
 
 MAX_PHYSICS_STEP_S = 0.02  # a late timer tick is integrated in steps no longer than this
+MAX_COMMAND_POINTS = 1000  # a trajectory longer than this is refused, not walked through
+MAX_NAME_CHARS = 64  # of a joint name
+MAX_INSTRUCTION_CHARS = 500
 
 PARAMETERS = {  # name: (default, description)
     "seed": (-1, "layout seed: the same seed gives the same sequence of layouts (-1: random)"),
@@ -53,8 +57,7 @@ class TabletopSimNode(ManagedNode):
         self._timer_handles: list = []
         self._endpoints: list = []  # watched topics and diagnostics, destroyed by release()
         self._service_handles: list = []
-        self._stats = {"commands": 0, "rejected_commands": 0, "rejected_instructions": 0, "resets": 0}
-        self._last_rejection = ""
+        self._stats = {"commands": 0, "resets": 0}
         self.episode = 0
         self.instruction = ""
         self.autostart()
@@ -94,9 +97,10 @@ class TabletopSimNode(ManagedNode):
         self.instruction_sub = WatchedSubscription(
             self, String, "/vla/instruction", self._on_instruction, qos
         )
-        self.reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
+        self.reset_srv = self.create_guarded_service(Trigger, "~/reset", self._on_reset)
         self.diagnostics = DiagnosticsPublisher(self, "tabletop_sim")
         self.diagnostics.add("episode", self._diagnostic_status)
+        self.diagnostics.add("inputs", inputs_status(lambda: (self.command_sub, self.instruction_sub)))
         self._endpoints = [
             self.image_pub, self.info_pub, self.joint_pub, self.status_pub,
             self.command_sub, self.instruction_sub, self.diagnostics,
@@ -131,43 +135,42 @@ class TabletopSimNode(ManagedNode):
         self._endpoints, self._service_handles = [], []
 
     # --- callbacks: all world logic lives in the core (world, commands, instructions) ---
-
-    def _reject(self, what: str, error: Exception) -> None:
-        self._stats[what] += 1
-        self._last_rejection = str(error)
-        self.get_logger().warning(f"dropped a message ({what}): {error}", throttle_duration_sec=2.0)
+    # A message the sim cannot use raises InvalidMessageError: its subscription drops it, counts it in
+    # the "inputs" status and logs it shortened, at most once per period.
 
     def _on_command(self, msg: JointTrajectory) -> None:
         if not self._timer_handles:
             return  # inactive: commands are ignored
+        now_ns = self.get_clock().now().nanoseconds
+        stamp = stamp_ns(msg.header.stamp, now_ns)
+        for name in bounded_count(msg.joint_names, "joint_names", len(JOINT_NAMES)):
+            bounded_text(name, "joint name", MAX_NAME_CHARS)
         points = [
-            TrajectoryPoint(p.positions, p.time_from_start.sec * 1_000_000_000 + p.time_from_start.nanosec)
-            for p in msg.points
-        ]
-        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        try:
-            target = current_target(
-                msg.joint_names, points, stamp_ns, self.get_clock().now().nanoseconds, JOINT_NAMES
+            TrajectoryPoint(
+                bounded_count(p.positions, f"points[{i}].positions", len(JOINT_NAMES)),
+                stamp_ns(p.time_from_start, what=f"points[{i}].time_from_start"),
             )
-            self.world.set_command(target)
+            for i, p in enumerate(bounded_count(msg.points, "points", MAX_COMMAND_POINTS))
+        ]
+        try:
+            self.world.set_command(current_target(msg.joint_names, points, stamp, now_ns, JOINT_NAMES))
         except (CommandError, ValueError) as error:
-            self._reject("rejected_commands", error)
-            return
+            raise InvalidMessageError(str(error)) from None
         self._stats["commands"] += 1
 
     def _on_instruction(self, msg: String) -> None:
-        if not msg.data.strip():  # an empty instruction ends the task
+        text = bounded_text(msg.data, "instruction", MAX_INSTRUCTION_CHARS)
+        if not text.strip():  # an empty instruction ends the task
             self.world.set_target(None)
             self.instruction = ""
             return
         try:
-            target = parse_target(msg.data)
+            target = parse_target(text)
             self.world.set_target(target)
         except (ValueError, KeyError) as error:
-            self._reject("rejected_instructions", error)
-            return
-        self.instruction = msg.data
-        self.get_logger().info(f"episode {self.episode}: task '{msg.data}' → target {target}")
+            raise InvalidMessageError(str(error)) from None
+        self.instruction = text
+        self.get_logger().info(f"episode {self.episode}: task {shorten(repr(text), 80)} → target {target}")
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self.world.reset()
@@ -225,16 +228,14 @@ class TabletopSimNode(ManagedNode):
         self.status_pub.publish(String(data=json.dumps(self.status())))
 
     def _diagnostic_status(self):
-        rejected = self._stats["rejected_commands"] + self._stats["rejected_instructions"]
-        level = WARN if rejected else OK
+        commands, instructions = self.command_sub.health, self.instruction_sub.health
+        rejected = {"rejected_commands": commands.dropped, "rejected_instructions": instructions.dropped}
         message = f"episode {self.episode}, target {self.world.target}, success {self.world.success}"
-        if rejected:
-            message += f"; last rejected: {self._last_rejection}"
-        return (
-            level,
-            message,
-            {**self._stats, "command_deadline_misses": self.command_sub.health.deadline_misses},
-        )
+        last = max((commands, instructions), key=lambda health: health.last_problem_at or 0.0)
+        if last.last_problem:
+            message += f"; last rejected on {last.topic}: {last.last_problem}"
+        values = {**self._stats, **rejected, "command_deadline_misses": commands.deadline_misses}
+        return WARN if any(rejected.values()) else OK, message, values
 
 
 def main(args: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import rclpy
 from builtin_interfaces.msg import Duration
+from fuzz.observe import StatusBoard
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -42,6 +43,7 @@ def test_sim_node_publishes_follows_commands_and_resets(ros):
     )
     joints = ros.collect(JointState, "/joint_states", qos.profile("/joint_states", for_subscription=True))
     statuses = ros.collect(String, "/sim/status", qos.profile("/sim/status", for_subscription=True))
+    diagnostics = StatusBoard(ros.node("sim_diagnostics"), {"tabletop_sim: inputs"})
     client_node = ros.node("sim_client")
     commands = client_node.create_publisher(
         JointTrajectory, "/vla/joint_command", qos.profile("/vla/joint_command")
@@ -60,10 +62,29 @@ def test_sim_node_publishes_follows_commands_and_resets(ros):
     assert list(joints[-1].name) == list(JOINT_NAMES)
     home = np.array(joints[-1].position)
 
-    # A malformed command is dropped, a good one moves the arm.
+    # Malformed commands and instructions are dropped and counted, a good command moves the arm.
     wait_for(lambda: commands.get_subscription_count() > 0, 10, "the sim subscribing to commands")
-    commands.publish(command([1.0], names=["shoulder_joint"]))
-    wait_for(lambda: sim._stats["rejected_commands"] == 1, 10, "the malformed command being counted")
+    bad_commands = [
+        command([1.0], names=["shoulder_joint"]),
+        command([float("nan"), 0.0]),
+        command([0.0, 0.0], names=["x" * 100_000, "elbow_joint"]),
+        command([0.0, 0.0], names=["shoulder_joint", "shoulder_joint"]),
+        command([0.0, 0.0, 0.0], names=[*JOINT_NAMES, "wrist_joint"]),
+    ]
+    bad_commands[-1].header.stamp.sec = -5
+    for count, bad in enumerate(bad_commands, start=1):  # reliable, depth 1: one at a time
+        commands.publish(bad)
+        wait_for(lambda n=count: sim.command_sub.health.dropped == n, 10, f"bad command {count} counted")
+    instructions.publish(String(data="touch the " + "red cup " * 100_000))
+    wait_for(lambda: sim.instruction_sub.health.dropped == 1, 10, "the 800 kB instruction being counted")
+
+    def counted() -> dict | None:
+        inputs = diagnostics.get("tabletop_sim: inputs")
+        return inputs if inputs and inputs["dropped./vla/joint_command"] == "5" else None
+
+    inputs = wait_for(counted, 10, "the drops on /diagnostics")
+    assert inputs["dropped./vla/instruction"] == "1"
+    assert len(inputs["last_problem./vla/joint_command"]) < 300
     goal = home + np.array([-0.4, -0.6])
     commands.publish(command(goal))
     wait_for(lambda: np.allclose(joints[-1].position, goal, atol=0.01), 10, "the arm reaching the command")
