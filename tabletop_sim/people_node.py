@@ -4,7 +4,8 @@
 with the node clock. The script's time starts at activation (`autoplay`), or else on `~/start`
 (std_srvs/Trigger, which also starts it over); until then the street shows without people. After
 `duration_s` the street goes on without people, or the script starts over with `loop`. A managed
-node with `autostart`, like the suite's nodes.
+node with `autostart`, like the suite's nodes. /diagnostics: `people_scene: scene` (frames, script
+time) and `people_scene: inputs` (it subscribes to nothing; there for every node's monitoring alike).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from humanoid_common.config import config_dir
+from humanoid_common.diagnostics import OK, DiagnosticsPublisher
 from humanoid_common.images import camera_info, numpy_to_image, pinhole_matrix
 from humanoid_common.lifecycle import ManagedNode, run_node
 from humanoid_common.qos import QosConfigError, load_qos_config
-from humanoid_common.watch import WatchedPublisher
+from humanoid_common.watch import WatchedPublisher, inputs_status
 from tabletop_sim.people import PeopleScene, SceneError, load_script
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
@@ -67,8 +69,11 @@ class PeopleSceneNode(ManagedNode):
         self._k = pinhole_matrix(script.width, script.height, float(self._param("hfov_deg")))
         self.image_pub = WatchedPublisher(self, Image, "/camera/image_raw", qos)
         self.info_pub = WatchedPublisher(self, CameraInfo, "/camera/camera_info", qos)
-        self._endpoints = [self.image_pub, self.info_pub]
-        self._start_srv = self.create_service(Trigger, "~/start", self._on_start)
+        self.diagnostics = DiagnosticsPublisher(self, "people_scene")
+        self.diagnostics.add("scene", self._scene_status)
+        self.diagnostics.add("inputs", inputs_status(lambda: ()))  # no subscriptions
+        self._endpoints = [self.image_pub, self.info_pub, self.diagnostics]
+        self._start_srv = self.create_guarded_service(Trigger, "~/start", self._on_start)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -108,6 +113,11 @@ class PeopleSceneNode(ManagedNode):
 
     def _waited_s(self) -> float:
         return self.frames / float(self._param("rate_hz"))
+
+    def _scene_status(self) -> tuple[bytes, str, dict[str, Any]]:
+        t = self.scene_time_s()
+        values = {"frames": self.frames, "scene_time_s": "not started" if t is None else t}
+        return OK, "waiting for ~/start" if t is None else "playing", values
 
     def _on_start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._start_ns = self.get_clock().now().nanoseconds
