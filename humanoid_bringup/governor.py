@@ -6,12 +6,31 @@ memory at `memory_rates[i]` (the ladders come from the profile; their first entr
 rates). Under pressure the level goes up one step at most every `step_s`; after `recover_s` of calm
 it comes down one step. Between the two thresholds (hysteresis) the level holds, so shedding load
 that ends the pressure does not immediately bring it back.
+
+The deadline misses come from another node over /diagnostics, so `MissCounter` takes them only as
+they can be: non-negative whole counts that grow no faster than a control loop of at most
+MAX_CONTROL_RATE_HZ can miss deadlines. A report that is not is refused (InvalidMessageError), never
+read as pressure: a forged or corrupt count must not drive the robot's perception to its lowest rate.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from humanoid_common.validation import InvalidMessageError, bounded_count, bounded_text, finite_number
+
+#: The fastest control loop of the stack (the VLA node runs at 1 to 100 Hz): no deadline counter can
+#: grow faster than one miss per period of it.
+MAX_CONTROL_RATE_HZ = 100.0
+#: Allowance on the time between two reports (delivery jitter; reports queued behind a stall).
+REPORT_SLACK_S = 1.0
+#: The largest count taken at all: a loop at 100 Hz needs about 3 years to miss 10^10 deadlines.
+MAX_COUNT = 10**10
+#: A status with more values than this is not one of the VLA node's (it has a few dozen).
+MAX_VALUES = 256
+MAX_VALUE_CHARS = 32
 
 
 @dataclass(frozen=True)
@@ -122,10 +141,67 @@ class Governor:
             return self._set(self.level - 1, sample.now)
         return False
 
+    def release(self) -> bool:
+        """Back to level 0 (the profile's rates), as when the governor stops: load it shed must not
+        stay shed without it. True when the level changed."""
+        if self.level == 0:
+            return False
+        return self._set(0, self._changed_at)
+
     def _set(self, level: int, now: float) -> bool:
         self.level, self._changed_at = level, now
         self.changes += 1
         return True
+
+
+class MissCounter:
+    """The sum of the VLA node's cumulative `deadline_misses.*` counters, taken from its reports.
+
+    `update` refuses (InvalidMessageError) a report whose counters are not whole numbers in
+    [0, MAX_COUNT], that names a counter twice, or whose counters grew by more than a loop at
+    MAX_CONTROL_RATE_HZ can miss in the time since the last accepted report (plus REPORT_SLACK_S). A
+    counter that went down means the VLA node restarted: that report becomes the new baseline.
+    """
+
+    def __init__(self) -> None:
+        self._counters: dict[str, int] | None = None
+        self._at_s = 0.0
+        self.total: int | None = None
+
+    @staticmethod
+    def parse(values: Iterable[tuple[str, str]]) -> dict[str, int]:
+        """The `deadline_misses.*` counters of a status's (key, value) pairs, checked."""
+        counters: dict[str, int] = {}
+        for key, value in bounded_count(list(values), "status values", MAX_VALUES):
+            if not key.startswith("deadline_misses."):
+                continue
+            if key in counters:
+                raise InvalidMessageError(f"{key[:60]} appears twice in one status")
+            text = bounded_text(value, key[:60], MAX_VALUE_CHARS)
+            try:
+                number = float(text)
+            except ValueError:
+                raise InvalidMessageError(f"{key[:60]} is {text!r}, not a number") from None
+            count = finite_number(number, key[:60], low=0, high=MAX_COUNT)
+            if count != int(count):
+                raise InvalidMessageError(f"{key[:60]} is {text!r}, not a whole count")
+            counters[key] = int(count)
+        return counters
+
+    def update(self, counters: Mapping[str, int], now_s: float) -> int:
+        """Take the checked counters of one report received at `now_s` (monotonic seconds); the total."""
+        last = self._counters
+        if last is not None and all(counters.get(key, 0) >= count for key, count in last.items()):
+            allowed = MAX_CONTROL_RATE_HZ * (max(0.0, now_s - self._at_s) + REPORT_SLACK_S)
+            for key, count in counters.items():
+                if count - last.get(key, 0) > allowed:
+                    raise InvalidMessageError(
+                        f"{key[:60]} grew by {count - last.get(key, 0)} in {now_s - self._at_s:.2f} s, more "
+                        f"than a {MAX_CONTROL_RATE_HZ:g} Hz loop can miss ({allowed:.0f})"
+                    )
+        self._counters, self._at_s = dict(counters), now_s
+        self.total = sum(counters.values())
+        return self.total
 
 
 def _above(value: float | None, limit: float) -> bool:

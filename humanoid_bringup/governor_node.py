@@ -4,24 +4,39 @@ Inputs: the VLA node's deadline misses from /diagnostics (status "<vla_node>: co
 `deadline_misses.*`), the machine's CPU and GPU utilisation and temperatures (platform_state).
 Outputs: `max_rate_hz` of the perception and memory nodes through their standard
 `<node>/set_parameters` services, and a "governor: load" status on /diagnostics (level, rates, the
-reasons, the Jetson power mode and thermal state, or which of those sources are absent here).
+reasons, the Jetson power mode and thermal state, or which of those sources are absent here), and
+"governor: inputs" (reports refused: stamps, sizes, counts no control loop can produce; see
+governor.MissCounter). When it stops (deactivate, shutdown) it asks for the profile's rates again.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
+import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
-from humanoid_bringup.governor import Governor, GovernorConfig, Sample
+from humanoid_bringup.governor import Governor, GovernorConfig, MissCounter, Sample
 from humanoid_bringup.platform_state import CpuMeter, PlatformInfo, gpu_percent, temperatures_c
 from humanoid_common.diagnostics import OK, WARN, DiagnosticsPublisher
 from humanoid_common.lifecycle import ManagedNode, run_node
+from humanoid_common.qos import load_qos_config
+from humanoid_common.validation import bounded_count, stamp_ns
+from humanoid_common.watch import WatchedSubscription, inputs_status
+
+#: A DiagnosticArray with more statuses than this is refused (a node publishes a handful).
+MAX_STATUSES = 1000
+#: How long a stopping governor waits for the nodes to take back their profile's rates.
+RESTORE_TIMEOUT_S = 3.0
+RESEND_S = 0.5
 
 DEFAULTS = GovernorConfig(perception_rates=(5.0, 2.0, 1.0), memory_rates=(2.0, 1.0, 0.5))
 PARAMETERS: dict[str, tuple[Any, str]] = {
@@ -47,17 +62,53 @@ def _double(value: float) -> ParameterValue:
     return ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=float(value))
 
 
+def _rate_request(rate: float) -> SetParameters.Request:
+    return SetParameters.Request(parameters=[ParameterMsg(name="max_rate_hz", value=_double(rate))])
+
+
+def set_rates_from_own_context(
+    services: dict[str, str], rates: dict[str, float], timeout_s: float
+) -> list[str]:
+    """Set `max_rate_hz` through each role's resolved set_parameters service from a short-lived rclpy
+    context of its own (Ctrl-C has already shut the node's context down by the time it is destroyed);
+    the roles whose node took the rate within `timeout_s`. A request is sent again every
+    RESEND_S: a new client may see the service before the service's answers can reach it."""
+    context = Context()
+    rclpy.init(context=context, args=[])
+    executor = SingleThreadedExecutor(context=context)
+    deadline = time.monotonic() + timeout_s
+    restored: list[str] = []
+    try:
+        node = rclpy.create_node("governor_restoring_rates", context=context)
+        executor.add_node(node)
+        clients = {role: node.create_client(SetParameters, service) for role, service in services.items()}
+        while clients and time.monotonic() < deadline:
+            for role, client in list(clients.items()):
+                if not client.service_is_ready():
+                    continue
+                future = client.call_async(_rate_request(rates[role]))
+                executor.spin_until_future_complete(future, timeout_sec=RESEND_S)
+                if future.done() and future.result().results and future.result().results[0].successful:
+                    restored.append(role)
+                    del clients[role]
+            time.sleep(0.05)
+    finally:
+        executor.shutdown()
+        context.try_shutdown()
+    return restored
+
+
 class GovernorNode(ManagedNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("governor", **kwargs)
         for name, (default, description) in PARAMETERS.items():
             self.declare_parameter(name, default, ParameterDescriptor(description=description))
         self.governor: Governor | None = None
-        self.vla_deadline_misses: int | None = None
+        self.misses = MissCounter()
         self.sent: dict[str, float] = {}  # node → rate last acknowledged
         self._rate_clients: dict[str, Any] = {}
         self._timer_handles: list[Any] = []
-        self._diagnostics_sub = None
+        self._diagnostics_sub: WatchedSubscription | None = None
         self._diagnostics: DiagnosticsPublisher | None = None
         self.platform = PlatformInfo(None, False, 0, False)
         self.cpu = CpuMeter()
@@ -89,14 +140,16 @@ class GovernorNode(ManagedNode):
             role: self.create_client(SetParameters, f"{self._param(role)}/set_parameters")
             for role in ("perception_node", "memory_node")
         }
+        self._rate_services = {role: client.service_name for role, client in self._rate_clients.items()}
         self._diagnostics = DiagnosticsPublisher(self, "governor", 1.0)
         self._diagnostics.add("load", self._status)
+        self._diagnostics.add("inputs", inputs_status(lambda: [s for s in (self._diagnostics_sub,) if s]))
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.cpu = CpuMeter()
-        self._diagnostics_sub = self.create_subscription(
-            DiagnosticArray, "/diagnostics", self._on_diagnostics, 10
+        self._diagnostics_sub = WatchedSubscription(
+            self, DiagnosticArray, "/diagnostics", self._on_diagnostics, load_qos_config()
         )
         self._timer_handles = [
             self.create_timer(float(self._param("period_s")), self._sample),
@@ -110,8 +163,30 @@ class GovernorNode(ManagedNode):
             self.destroy_timer(timer)
         self._timer_handles = []
         if self._diagnostics_sub is not None:
-            self.destroy_subscription(self._diagnostics_sub)
+            self._diagnostics_sub.destroy()
             self._diagnostics_sub = None
+        self._restore_rates()
+
+    def _restore_rates(self) -> None:
+        """Ask for the profile's rates when stopping: nobody would bring back the load shed. On a
+        deactivate the node's own clients send them; after Ctrl-C (the context is shut down) a
+        short-lived context of its own does, waiting up to RESTORE_TIMEOUT_S for the answers."""
+        if self.governor is None:
+            return
+        self.governor.release()
+        rates = self.governor.rates()
+        shed = {role: rate for role, rate in rates.items() if self.sent.get(role, rate) != rate}
+        if not shed:
+            return
+        self.get_logger().info(f"stopping: restoring the profile's rates {shed}")
+        if self.context.ok():
+            self._send_rates()
+            return
+        services = {role: self._rate_services[role] for role in shed}
+        restored = set_rates_from_own_context(services, rates, RESTORE_TIMEOUT_S)
+        self.sent |= {role: rates[role] for role in restored}
+        if missing := sorted(set(shed) - set(restored)):
+            self.get_logger().warning(f"no answer from {missing}: their rates were not restored")
 
     def release(self) -> None:
         for client in self._rate_clients.values():
@@ -123,17 +198,18 @@ class GovernorNode(ManagedNode):
 
     # ---------------------------------------------------------------- inputs
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        """Take the VLA node's deadline counters; a report that fails a check raises
+        InvalidMessageError (dropped and counted by the subscription, "governor: inputs")."""
+        stamp_ns(msg.header.stamp, self.get_clock().now().nanoseconds)
         wanted = f"{self._param('vla_node')}: control"
-        for status in msg.status:
+        for status in bounded_count(msg.status, "status", MAX_STATUSES):
             if status.name == wanted:
-                misses = 0
-                for kv in status.values:
-                    if kv.key.startswith("deadline_misses."):
-                        try:
-                            misses += int(float(kv.value))
-                        except ValueError:
-                            continue
-                self.vla_deadline_misses = misses
+                counters = MissCounter.parse((kv.key, kv.value) for kv in status.values)
+                self.misses.update(counters, time.monotonic())
+
+    @property
+    def vla_deadline_misses(self) -> int | None:
+        return self.misses.total
 
     def _sample(self) -> None:
         temps = temperatures_c()
@@ -156,10 +232,7 @@ class GovernorNode(ManagedNode):
             client = self._rate_clients.get(role)
             if client is None or not client.service_is_ready():
                 continue
-            request = SetParameters.Request(
-                parameters=[ParameterMsg(name="max_rate_hz", value=_double(rate))]
-            )
-            future = client.call_async(request)
+            future = client.call_async(_rate_request(rate))
             future.add_done_callback(lambda f, role=role, rate=rate: self._acknowledged(role, rate, f))
 
     def _acknowledged(self, role: str, rate: float, future: Any) -> None:

@@ -1,5 +1,5 @@
 """Bringup cores without ROS: profiles, the process supervisor, the governor's decisions, the platform
-readers, the demo's video frame and report."""
+readers, the demo's video frame and report; and the governor node over ROS (integration)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,22 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from std_msgs.msg import Header
 
 from harness import wait_for
 from humanoid_bringup.demo_report import DemoStats, EventRecord, render_report
 from humanoid_bringup.demo_video import HEIGHT, WIDTH, Face, Scene, compose
-from humanoid_bringup.governor import Governor, GovernorConfig, Sample
+from humanoid_bringup.governor import MAX_CONTROL_RATE_HZ, Governor, GovernorConfig, MissCounter, Sample
 from humanoid_bringup.platform_state import CpuMeter, PlatformInfo, temperatures_c
 from humanoid_bringup.profiles import NODES, ProfileError, available_profiles, load_profile, ros_arguments
 from humanoid_bringup.supervisor import ChildSpec, Supervisor
 from humanoid_common.config import EXIT_CANNOT_START
+from humanoid_common.validation import InvalidMessageError
 from perception_node.detector import Detection
 from tabletop_sim.episode import EpisodeResult
 from tabletop_sim.people import Appearance, SceneScript
@@ -188,6 +191,50 @@ def test_governor_reads_restarted_counters_and_absent_sources_as_no_pressure():
     assert governor.reasons == ["91 °C"]
 
 
+def test_governor_release_goes_back_to_the_profile_rates():
+    governor = Governor(CONFIG)
+    assert not governor.release()
+    governor.update(Sample(0.0, cpu_percent=99.0))
+    assert governor.level == 1
+    assert governor.release()
+    assert governor.rates() == {"perception_node": 5.0, "memory_node": 2.0}
+
+
+def counts(control: str, camera: str = "0", **more: str) -> list[tuple[str, str]]:
+    return [("enabled", "True"), ("deadline_misses.control", control), ("deadline_misses.camera", camera),
+            *more.items()]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (counts("inf"), "deadline_misses.control is inf"),
+        (counts("nan"), "deadline_misses.control is nan"),
+        (counts("1e26"), r"expected a finite number in \[0, 1e\+10\]"),
+        (counts("-1"), "deadline_misses.control is -1.0"),
+        (counts("2.5"), "not a whole count"),
+        (counts("lots"), "'lots', not a number"),
+        (counts("1" * 1_000_000), "has 1000000 characters"),
+        (counts("1", **{"deadline_misses.control": "2"}), "appears twice"),
+        ([(f"deadline_misses.k{i}", "0") for i in range(300)], "status values has 300 entries"),
+    ],
+)
+def test_deadline_counts_that_no_control_loop_produces_are_refused(values, message):
+    with pytest.raises(InvalidMessageError, match=message):
+        MissCounter.parse(values)
+
+
+def test_deadline_counts_may_grow_only_as_fast_as_a_100_hz_loop_misses():
+    misses = MissCounter()
+    assert misses.update(MissCounter.parse(counts("40", "2")), 10.0) == 42  # the first report: any count
+    assert misses.update({"deadline_misses.control": 45, "deadline_misses.camera": 2}, 11.0) == 47
+    too_many = 45 + int(MAX_CONTROL_RATE_HZ * (1.0 + 1.0)) + 1  # one second later, plus one second slack
+    with pytest.raises(InvalidMessageError, match=r"grew by 201 in 1\.00 s"):
+        misses.update({"deadline_misses.control": too_many, "deadline_misses.camera": 2}, 12.0)
+    assert misses.total == 47  # the refused report changed nothing
+    assert misses.update({"deadline_misses.control": 3, "deadline_misses.camera": 0}, 12.5) == 3  # restart
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -200,6 +247,70 @@ def test_governor_reads_restarted_counters_and_absent_sources_as_no_pressure():
 def test_governor_config_errors_name_the_field(changes, message):
     with pytest.raises(ValueError, match=message):
         Governor(GovernorConfig(**{**CONFIG.__dict__, **changes}))
+
+
+#: The machine's load cannot reach these: only the VLA node's deadline misses move the level.
+CALM_MACHINE = [f"{name}:=1000.0" for name in ("cpu_high_percent", "gpu_high_percent", "thermal_high_c")] + [
+    f"{name}:=999.0" for name in ("cpu_low_percent", "gpu_low_percent", "thermal_low_c")
+]
+
+
+@pytest.mark.integration
+def test_governor_refuses_impossible_counts_sheds_on_real_misses_and_restores_rates_when_stopped(
+    ros, processes
+):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+    from fuzz.observe import StatusBoard
+    from rclpy.parameter import Parameter
+
+    from perception_node.node import PerceptionNode
+
+    overrides = {"warmup_frames": 0, "tracker": "none", "max_rate_hz": 5.0}
+    perception = PerceptionNode(
+        context=ros.context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()]
+    )
+    ros.add(perception)
+    args = ["period_s:=0.2", "step_s:=0.5", "recover_s:=60.0", *CALM_MACHINE]
+    proc = processes.start(
+        ["-m", "humanoid_bringup.governor_node", "--ros-args", *[a for arg in args for a in ("-p", arg)]],
+        "governor",
+    )
+    node = ros.node("vla_reports")
+    board = StatusBoard(node, {"governor: load", "governor: inputs"})
+    reports = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+    def report(control: str) -> None:
+        values = {"deadline_misses.control": control, "rate_hz": "24"}
+        pairs = [KeyValue(key=k, value=v) for k, v in values.items()]
+        status = DiagnosticStatus(name="vla_node: control", values=pairs)
+        stamp = node.get_clock().now().to_msg()
+        reports.publish(DiagnosticArray(header=Header(stamp=stamp), status=[status]))
+        time.sleep(0.2)
+
+    def rate() -> float:
+        return perception.get_parameter("max_rate_hz").value
+
+    wait_for(lambda: board.get("governor: load"), 30, "the governor's status")
+    wait_for(lambda: reports.get_subscription_count() >= 2, 10, "the governor subscribing to /diagnostics")
+    impossible = ["1e26", "inf", "nan", "-1", "1000003", "lots", "1" * 100_000]
+    for value in impossible:  # each between two reports of the same count: no miss in truth
+        report("3")
+        report(value)
+    report("3")
+
+    def refused() -> int:
+        return int(board.get("governor: inputs").get("dropped./diagnostics", 0))
+
+    wait_for(lambda: refused() >= len(impossible), 10, "the refused reports counted")
+    load = board.get("governor: load")
+    assert (load["level"], load["vla_deadline_misses"], rate()) == ("0", "3", 5.0)
+
+    for misses in range(8, 60, 5):  # real misses, a few per report
+        report(str(misses))
+    wait_for(lambda: rate() == 1.0, 20, "the governor lowering perception to its last rate")
+    assert processes.stop(proc) == 0, processes.log(proc)
+    wait_for(lambda: rate() == 5.0, 10, "the profile's rate back when the governor stopped")
+    assert "restoring the profile's rates" in processes.log(proc)
 
 
 # -------------------------------------------------------------------------------- platform state
