@@ -122,9 +122,10 @@ def test_dry_run_enable_camera_stall_and_resume(ros, tmp_path):
         lambda: node.safety.counts["sent"] > sent_during_stall + 5, 10, "motion after the camera returns"
     )
 
-    # Disable again: nothing more is published.
+    # Disable again: the arm brakes to rest, then nothing more is published.
     set_enabled(ros, helper, False)
-    time.sleep(0.1)  # let a tick that was already running finish
+    wait_for(lambda: not node.safety.running, 2, "the arm braked to rest")
+    time.sleep(0.1)  # let the last commands arrive
     count = len(commands)
     disabled_before = node.safety.counts["disabled"]
     wait_for(lambda: node.safety.counts["disabled"] >= disabled_before + 10, 5, "disabled ticks")

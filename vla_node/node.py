@@ -26,16 +26,18 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from humanoid_common.config import config_dir
 from humanoid_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, LatencyWindow, RateMeter
-from humanoid_common.images import ImageFormatError, image_to_numpy
+from humanoid_common.images import image_to_numpy
 from humanoid_common.lifecycle import ManagedNode, run_node
 from humanoid_common.qos import load_qos_config
-from humanoid_common.watch import WatchedPublisher, WatchedSubscription
+from humanoid_common.throttle import KeyedThrottle
+from humanoid_common.validation import bounded_text, shorten, stamp_ns
+from humanoid_common.watch import WatchedPublisher, WatchedSubscription, inputs_status
 from humanoid_stack.msg import ActionChunk
 from vla_node.action_queue import ActionQueue, QueueConfig, resample_chunk
 from vla_node.backends import load_policy, parse_spec
 from vla_node.control_loop import ControlLoop
 from vla_node.inference import InferenceWorker, Result
-from vla_node.observation import JointOrderError, VlaConfig, joint_positions, rgb_image
+from vla_node.observation import VlaConfig, joint_positions, rgb_image
 from vla_node.policy import Observation
 from vla_node.safety import HOLDS, Inputs, SafetyConfig, SafetyLayer, load_limits_urdf, load_limits_yaml
 
@@ -53,12 +55,18 @@ PARAMETERS = {  # name: (default, description)
     "inference_delay_ms": (0.0, "delay added to every inference (emulates a slower model)"),
     "max_camera_age_ms": (200.0, "hold when the newest image is older than this"),
     "max_joint_state_age_ms": (100.0, "hold when the newest joint state is older than this"),
+    "tracking_tolerance": (0.3, "rad or m the measured position may trail the last command; farther: fault"),
+    "rest_tolerance": (0.01, "rad or m a resting joint may vary or lie beyond a limit; runs start at rest"),
     "inference_threads": (0, "CPU threads of the model runtime (0: runtime default)"),
 }
 #: GIL switch interval set by `main` (Python's default is 5 ms): a thread holding the GIL (message
 #: conversion, the inference thread's Python code) delays the control thread by at most about this.
 #: Process-wide, so only the node's own entry point sets it, never an import.
 SWITCH_INTERVAL_S = 0.0005
+#: Longest instruction taken (a sentence or a short paragraph); longer ones are refused.
+MAX_INSTRUCTION_CHARS = 2000
+#: On deactivate or shutdown, the control loop runs on this long at most while the arm brakes to rest.
+BRAKE_TIMEOUT_S = 1.0
 RANGES = {"control_rate_hz": (1.0, 100.0), "chunk_threshold": (0.0, 1.0), "new_chunk_weight": (0.0, 1.0)}
 
 
@@ -77,7 +85,9 @@ class VlaNode(ManagedNode):
         self._endpoints: list = []
         self.camera_to_command_ms = LatencyWindow(500)
         self.rate = RateMeter(5.0)
-        self.malformed = {"image": 0, "joint_states": 0}
+        self._condition_log = KeyedThrottle(5.0)
+        self._instruction_log = KeyedThrottle(1.0)
+        self._reported_fault: str | None = None
         self.autostart()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -135,6 +145,8 @@ class VlaNode(ManagedNode):
                 self.period_s,
                 max_camera_age_s=self._param("max_camera_age_ms") / 1e3,
                 max_joint_state_age_s=self._param("max_joint_state_age_ms") / 1e3,
+                tracking_tolerance=float(self._param("tracking_tolerance")),
+                rest_tolerance=float(self._param("rest_tolerance")),
             ),
         )
         steps = resample_chunk(np.zeros((meta.chunk_length, 1)), meta.control_period_s, self.period_s).shape[
@@ -177,16 +189,16 @@ class VlaNode(ManagedNode):
             WatchedSubscription(self, String, "/vla/instruction", self._on_instruction, qos),
             WatchedSubscription(self, Empty, "/vla/stop", self._on_stop, qos),
         ]
+        self._subscriptions_in = [*self._image_subs.values(), self._joint_sub, *subs]
         self.command_pub = WatchedPublisher(self, JointTrajectory, "/vla/joint_command", qos)
         self.commanded_pub = WatchedPublisher(self, JointState, "/vla/commanded_joint_states", qos)
         self.chunk_pub = WatchedPublisher(self, ActionChunk, "/vla/action_chunk", qos)
-        self._enable_srv = self.create_service(SetBool, "/vla/enable", self._on_enable)
+        self._enable_srv = self.create_guarded_service(SetBool, "/vla/enable", self._on_enable)
         self.diagnostics = DiagnosticsPublisher(self, "vla_node", 1.0)
         self.diagnostics.add("control", self._control_status)
+        self.diagnostics.add("inputs", inputs_status(lambda: self._subscriptions_in))
         self._endpoints = [
-            *self._image_subs.values(),
-            self._joint_sub,
-            *subs,
+            *self._subscriptions_in,
             self.command_pub,
             self.commanded_pub,
             self.chunk_pub,
@@ -206,13 +218,22 @@ class VlaNode(ManagedNode):
         return super().on_activate(state)
 
     def stop_input(self) -> None:
+        """Brake to rest (the loop keeps publishing until the arm is at rest), then stop the loop."""
+        if getattr(self, "safety", None):
+            self.safety.enable(False)
+            loop = self.control_loop
+            deadline = time.monotonic() + BRAKE_TIMEOUT_S
+            while loop is not None and loop.running and self.safety.running and time.monotonic() < deadline:
+                time.sleep(self.period_s / 4)
+            if self.safety.running and loop is not None and loop.running:
+                self.get_logger().error(
+                    f"the arm was still braking after {BRAKE_TIMEOUT_S:g} s; stopping anyway"
+                )
         if self.control_loop is not None:
             self.control_loop.stop()
         if self.worker is not None:
             self.worker.close()
             self.worker = None
-        if getattr(self, "safety", None):
-            self.safety.enable(False)
 
     def release(self) -> None:
         """Stop the loop and free the policy, its worker and the topics (idempotent)."""
@@ -228,41 +249,39 @@ class VlaNode(ManagedNode):
 
     # -- inputs ---------------------------------------------------------------------------------
 
+    # Each callback raises InvalidMessageError for a message it cannot use: the subscription drops it,
+    # counts it on /diagnostics ("inputs") and logs it, shortened, once per period.
+
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
     def _on_image(self, key: str, msg: Image) -> None:
-        try:
-            pixels = rgb_image(image_to_numpy(msg), msg.encoding)
-        except ImageFormatError as error:
-            self.malformed["image"] += 1
-            self.get_logger().warning(f"dropped a malformed image: {error}", throttle_duration_sec=5.0)
-            return
-        self._images[key] = (pixels, Time.from_msg(msg.header.stamp).nanoseconds)
+        stamp = stamp_ns(msg.header.stamp, self._now_ns())
+        self._images[key] = (rgb_image(image_to_numpy(msg), msg.encoding), stamp)
         self._deadline_missed["camera"] = False
 
     def _on_joint_state(self, msg: JointState) -> None:
-        try:
-            self._joints = joint_positions(msg.name, msg.position, self.policy.metadata.joint_names)
-        except JointOrderError as error:
-            self.malformed["joint_states"] += 1
-            self.get_logger().warning(f"dropped a joint state: {error}", throttle_duration_sec=5.0)
-            return
+        stamp_ns(msg.header.stamp, self._now_ns())
+        self._joints = joint_positions(msg.name, msg.position, self.policy.metadata.joint_names)
         self._deadline_missed["joints"] = False
 
     def _missed(self, which: str) -> None:
         self._deadline_missed[which] = True
 
     def _on_instruction(self, msg: String) -> None:
-        self.get_logger().info(f"instruction: {msg.data!r}")
-        self._instruction = msg.data
+        self._instruction = bounded_text(msg.data, "the instruction", MAX_INSTRUCTION_CHARS)
+        allowed, suppressed = self._instruction_log.allow("instruction")
+        if allowed:
+            more = f" ({suppressed} more since the last one logged)" if suppressed else ""
+            self.get_logger().info(f"instruction: {shorten(repr(msg.data))}{more}")
 
     def _on_stop(self, _msg: Empty) -> None:
         self.get_logger().warning("stop received: holding until /vla/enable is called with true")
         self.safety.stop()
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
-        self.safety.enable(request.data)
-        response.success = True
-        response.message = "motion enabled" if request.data else "motion disabled (dry run)"
-        self.get_logger().info(response.message)
+        response.success, response.message = self.safety.enable(request.data)
+        (self.get_logger().info if response.success else self.get_logger().error)(response.message)
         return response
 
     # -- control loop ---------------------------------------------------------------------------
@@ -293,10 +312,12 @@ class VlaNode(ManagedNode):
                 joint_state_age_s=self._joint_sub.age_s(),
                 camera_deadline_missed=self._deadline_missed["camera"],
                 joint_state_deadline_missed=self._deadline_missed["joints"],
+                time_s=time.monotonic(),
             )
         )
+        self._report_faults()
         if decision.command is not None:
-            self._publish_command(decision.command)
+            self._publish_command(decision.command, decision.velocity)
             if decision.intervention is None and self._latency_stamp_ns is not None:
                 now_ns = self.get_clock().now().nanoseconds
                 self.camera_to_command_ms.add((now_ns - self._latency_stamp_ns) / 1e6)
@@ -305,6 +326,21 @@ class VlaNode(ManagedNode):
             return  # never infer from stale images
         if self.queue.wants_observation(tick + 1):
             self._submit(tick)
+
+    def _report_faults(self) -> None:
+        """Log a latched fault once when it appears (and when it clears), a fault condition at most
+        once per period while it lasts."""
+        fault, condition = self.safety.fault, self.safety.condition
+        if fault != self._reported_fault:
+            if fault is not None:
+                self.get_logger().error(f"fault, motion stopped until /vla/enable is accepted: {fault}")
+            else:
+                self.get_logger().info("fault cleared")
+            self._reported_fault = fault
+        elif condition is not None and fault is None and self._condition_log.allow("condition")[0]:
+            self.get_logger().error(
+                f"measured joint state refused (enabling is refused meanwhile): {condition}"
+            )
 
     def _take_result(self, result: Result, tick: int) -> None:
         observation = result.request.observation
@@ -331,9 +367,10 @@ class VlaNode(ManagedNode):
         if self.worker.submit(observation, tick, reset=reset):
             self._submitted_instruction = self._instruction
 
-    def _publish_command(self, positions: np.ndarray) -> None:
-        """The command for the controller, then the same positions as a JointState stamped now (rviz2's
-        "commanded" robot model)."""
+    def _publish_command(self, positions: np.ndarray, velocity: np.ndarray) -> None:
+        """The command for the controller, then the same positions, with the velocity of the step to
+        them, as a JointState stamped now (rviz2's "commanded" robot model, and the record a checker of
+        the safety invariant reads)."""
         names, values = list(self.policy.metadata.joint_names), positions.tolist()
         msg = JointTrajectory()
         msg.joint_names = names
@@ -343,7 +380,7 @@ class VlaNode(ManagedNode):
         point.time_from_start = DurationMsg(sec=nanos // 1_000_000_000, nanosec=nanos % 1_000_000_000)
         msg.points = [point]  # header stamp zero: start now
         self.command_pub.publish(msg)
-        commanded = JointState(name=names, position=values)
+        commanded = JointState(name=names, position=values, velocity=velocity.tolist())
         commanded.header.stamp = self.get_clock().now().to_msg()
         self.commanded_pub.publish(commanded)
 
@@ -380,8 +417,11 @@ class VlaNode(ManagedNode):
             **{f"clamped.{k}": counts[k] for k in ("position_limit", "velocity_limit", "acceleration_limit")},
             "deadline_misses.camera": sum(s.health.deadline_misses for s in self._image_subs.values()),
             "deadline_misses.joint_states": self._joint_sub.health.deadline_misses,
-            "malformed.image": self.malformed["image"],
-            "malformed.joint_states": self.malformed["joint_states"],
+            "running": self.safety.running,
+            "starts": counts["start"],
+            "waiting_for_rest": counts["waiting_for_rest"],
+            "fault": self.safety.fault or "",
+            "measured_state_problem": self.safety.condition or "",
             **self.camera_to_command_ms.summary("camera_to_command_ms."),
         }
         stale = counts["stale_camera"] + counts["stale_joint_states"]
@@ -391,6 +431,16 @@ class VlaNode(ManagedNode):
         failure = self.control_loop.failure if self.control_loop else None
         if failure is not None:
             level, message = ERROR, f"control step failed, no commands: {type(failure).__name__}: {failure}"
+        elif self.safety.condition:
+            level, message = (
+                ERROR,
+                f"measured joint state refused, no motion, enabling refused: {self.safety.condition}",
+            )
+        elif self.safety.fault:
+            level, message = (
+                ERROR,
+                f"fault, motion stopped until /vla/enable is accepted: {self.safety.fault}",
+            )
         return level, message, values
 
     def _loop_values(self) -> dict:

@@ -11,6 +11,10 @@ import numpy as np
 
 from humanoid_common.config import read_yaml
 from humanoid_common.images import to_bgr8
+from humanoid_common.validation import InvalidMessageError, bounded_count, quoted
+
+#: More joints than any robot has: a joint state this long is refused before it is indexed.
+MAX_JOINTS = 1024
 
 
 def rgb_image(pixels: np.ndarray, encoding: str) -> np.ndarray:
@@ -20,21 +24,26 @@ def rgb_image(pixels: np.ndarray, encoding: str) -> np.ndarray:
     return cv2.cvtColor(to_bgr8(pixels, encoding), cv2.COLOR_BGR2RGB)
 
 
-class JointOrderError(ValueError):
-    """A joint state lacks joints the policy needs, or is malformed."""
+class JointOrderError(InvalidMessageError):
+    """A joint state lacks joints the policy needs, names one twice, or is malformed."""
 
 
 def joint_positions(names: Sequence[str], positions: Sequence[float], order: Sequence[str]) -> np.ndarray:
-    """Positions of `order`'s joints, picked by name from a JointState's names/positions."""
+    """Positions of `order`'s joints, picked by name from a JointState's names/positions (float64:
+    the safety layer compares them with limits and commands as they are)."""
+    bounded_count(names, "joint state names", MAX_JOINTS)
     if len(names) != len(positions):
         raise JointOrderError(f"joint state has {len(names)} names but {len(positions)} positions")
     index = {name: i for i, name in enumerate(names)}
+    if len(index) != len(names):
+        twice = next(name for name in names if names.count(name) > 1)
+        raise JointOrderError(f"joint state names {quoted(twice)} more than once")
     missing = [name for name in order if name not in index]
     if missing:
-        raise JointOrderError(f"joint state lacks joints {missing} (has {list(names)})")
-    values = np.array([positions[index[name]] for name in order], dtype=np.float32)
+        raise JointOrderError(f"joint state lacks joints {missing} (has {len(names)} others)")
+    values = np.array([positions[index[name]] for name in order], dtype=np.float64)
     if not np.isfinite(values).all():
-        raise JointOrderError("joint state has NaN or inf positions")
+        raise JointOrderError(f"joint state has non-finite positions {values.tolist()}")
     return values
 
 
