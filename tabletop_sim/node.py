@@ -1,9 +1,11 @@
 """tabletop_sim node: the simulated reference task on ROS topics (a managed node).
 
 Publishes /camera/image_raw (rgb8) + /camera/camera_info, /joint_states and /sim/status (JSON:
-episode, instruction, target, success, distance, elapsed); follows /vla/joint_command; reads
+episode, instruction, target, success, distance, elapsed, homing); follows /vla/joint_command; reads
 /vla/instruction to know which object the current task names; ~/reset (std_srvs/Trigger) lays out
-a new random scene with the arm at home. All timing follows the node clock (use_sim_time works).
+a new random scene and drives the arm home at its velocity limit, as a real arm's controller would
+(`homing` is true, and commands are ignored, until it arrives). All timing follows the node clock
+(use_sim_time works).
 """
 
 from __future__ import annotations
@@ -173,7 +175,7 @@ class TabletopSimNode(ManagedNode):
         self.get_logger().info(f"episode {self.episode}: task {shorten(repr(text), 80)} → target {target}")
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        self.world.reset()
+        self.world.home()
         self.episode += 1
         self.instruction = ""
         self._stats["resets"] += 1
@@ -219,6 +221,7 @@ class TabletopSimNode(ManagedNode):
             "success": world.success,
             "distance_m": None if distance is None else round(distance, 4),
             "elapsed_s": round(world.elapsed_s(), 3),
+            "homing": world.homing,
             "time_to_success_s": None if world.success_time_s is None else round(world.success_time_s, 3),
             "joints": [round(v, 4) for v in world.q],
             "objects": {o.name: [round(o.position[0], 4), round(o.position[1], 4)] for o in world.objects},

@@ -18,6 +18,9 @@ from std_srvs.srv import SetBool, Trigger
 from humanoid_common.qos import load_qos_config
 from tabletop_sim.episode import EpisodeResult
 
+#: The sim drives the arm home at its velocity limit after a reset (a few seconds at most).
+HOMING_TIMEOUT_S = 15.0
+
 
 class RosEpisodeDriver:
     """Drives episodes through the sim's and vla_node's ROS interfaces."""
@@ -82,13 +85,16 @@ class RosEpisodeDriver:
             raise RuntimeError(f"vla_node refused enable={on}: {reply.message}")
 
     def episode(self, instruction: str, target: str, timeout: float) -> EpisodeResult:
-        """Reset the sim, give the instruction, enable motion, wait for success or `timeout` sim seconds."""
+        """Disable motion, reset the sim and wait for the arm to be home, give the instruction, enable
+        motion, wait for success or `timeout` sim seconds."""
         self.enable(False)
         self.instructions.publish(String(data=""))  # ends the previous task in both nodes
         reply = self.call(self.reset_client, Trigger.Request(), "the sim reset")
         episode = int(reply.message.split(":")[0].split()[-1])
         self.spin_until(
-            lambda: self.status.get("episode") == episode, 5.0, f"the status of episode {episode}"
+            lambda: self.status.get("episode") == episode and not self.status.get("homing"),
+            HOMING_TIMEOUT_S,
+            f"the arm back home for episode {episode}",
         )
         self.instructions.publish(String(data=instruction))
         self.spin_until(

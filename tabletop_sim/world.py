@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 JOINT_NAMES: tuple[str, ...] = ("shoulder_joint", "elbow_joint")
+#: Homing ends when every joint is this close to home (rad).
+HOME_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,8 @@ class World:
         self._inside_since_s: float | None = None
         self.success = False
         self.success_time_s: float | None = None
+        self.homing = False  # driving home after `home()`: commands are ignored until it arrives
+        self.ignored_commands = 0
         self.reset()
 
     def reset(self, q: np.ndarray | None = None) -> None:
@@ -162,6 +166,14 @@ class World:
         self.command = self.q.copy()
         self.time_s = 0.0
         self.set_target(None)
+
+    def home(self) -> None:
+        """A new episode as a real arm starts one: new layout, no target, clock at zero, and the arm
+        driven home by its own controller (at most at the velocity limit), not put there. Until it
+        arrives, commands are ignored: the homing owns the arm."""
+        self.reset(self.q)
+        self.command = np.clip(np.asarray(self.arm.home, dtype=np.float64), *self._limits())
+        self.homing = True
 
     def _limits(self) -> tuple[np.ndarray, np.ndarray]:
         return self.arm.lower, self.arm.upper
@@ -182,12 +194,17 @@ class World:
         self.success = False
         self.success_time_s = None
 
-    def set_command(self, positions: np.ndarray) -> None:
-        """Commanded joint positions; clipped to the position limits. Non-finite values are refused."""
+    def set_command(self, positions: np.ndarray) -> bool:
+        """Commanded joint positions, clipped to the position limits; False (and counted) while homing.
+        Non-finite values are refused."""
         positions = np.asarray(positions, dtype=np.float64)
         if positions.shape != (2,) or not np.all(np.isfinite(positions)):
             raise ValueError(f"joint command must be 2 finite numbers, got {positions!r}")
+        if self.homing:
+            self.ignored_commands += 1
+            return False
         self.command = np.clip(positions, *self._limits())
+        return True
 
     def step(self, dt: float) -> None:
         """Advance by dt seconds: first-order tracking with the velocity limit, then the success check."""
@@ -198,6 +215,8 @@ class World:
         self.qd = np.clip(velocity, -limit, limit)
         self.q = np.clip(self.q + self.qd * dt, *self._limits())
         self.time_s += dt
+        if self.homing and np.all(np.abs(self.q - self.command) <= HOME_TOLERANCE):
+            self.homing = False
         self._update_success()
 
     def end_effector(self) -> np.ndarray:

@@ -113,3 +113,25 @@ def test_success_needs_the_end_effector_to_stay_on_the_target():
     assert world.target_distance() < 1e-9
     with pytest.raises(KeyError, match="no object named"):
         world.set_target("purple pyramid")
+
+
+def test_homing_drives_the_arm_home_within_its_velocity_limit_and_ignores_commands():
+    world = World(seed=3)
+    world.set_command(np.array([-1.0, -2.0]))
+    for _ in range(400):
+        world.step(0.01)
+    start = world.q.copy()
+    world.home()
+    assert world.homing
+    assert not world.set_command(np.array([0.0, 0.0]))  # the homing owns the arm
+    assert world.ignored_commands == 1
+    positions = [world.q.copy()]
+    while world.homing:
+        world.step(0.01)
+        positions.append(world.q.copy())
+        assert len(positions) < 1000, "homing never ended"
+    steps = np.abs(np.diff(positions, axis=0)) / 0.01
+    assert steps.max() <= max(world.arm.velocity_limit) + 1e-9
+    np.testing.assert_allclose(world.q, world.arm.home, atol=1e-3)
+    assert np.abs(start - world.q).max() > 1.0  # it really travelled
+    assert world.set_command(np.array([0.0, 0.0]))
