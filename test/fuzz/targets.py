@@ -1,0 +1,367 @@
+"""The nodes under fuzz: how each starts, what it subscribes to (with a valid message of each topic),
+its services, the valid output that must follow, and the invariant on its output."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+from collections import OrderedDict, deque
+from typing import Any
+
+import cv2
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
+from std_msgs.msg import Header, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+from ultralytics.utils import ASSETS
+from visualization_msgs.msg import MarkerArray
+
+from fuzz.malformed import trajectory
+from fuzz.requests import hostile_request
+from fuzz.runner import ServiceSpec, Session, Target, TopicSpec
+from harness import wait_for
+from humanoid_bringup.governor import MAX_COUNT
+from humanoid_bringup.governor_node import DEFAULTS
+from humanoid_common.images import camera_info, numpy_to_compressed, numpy_to_image, pinhole_matrix
+from humanoid_stack.msg import DetectionArray
+from tabletop_sim.instructions import OBJECT_NAMES, TEMPLATES, instruction_for
+from tabletop_sim.world import JOINT_NAMES, ArmSpec
+
+#: A valid stimulus is sent again this often until the node answers (best-effort topics may lose one).
+RESEND_S = 2.0
+OUTPUT_TIMEOUT_S = 60.0
+
+
+def stamp_key(msg: Any) -> tuple[int, int]:
+    return msg.header.stamp.sec, msg.header.stamp.nanosec
+
+
+class Recent:
+    """The last `size` values seen, by key (a message's stamp): bounded whatever the node sends."""
+
+    def __init__(self, size: int = 200) -> None:
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            return self._items.get(key)
+
+
+def answer_to(session: Session, topic: str, msg: Any, answers: Recent, what: str) -> Any:
+    """Publish `msg` (again every RESEND_S until answered) and return the answer stored under its stamp."""
+    sent: list[float] = []
+
+    def answered() -> Any:
+        now = session.node.get_clock().now().nanoseconds / 1e9
+        if not sent or now - sent[-1] > RESEND_S:
+            session.publish(topic, msg)
+            sent.append(now)
+        return answers.get(stamp_key(msg))
+
+    return wait_for(answered, OUTPUT_TIMEOUT_S, what, interval=0.05)
+
+
+BUS = cv2.imread(str(ASSETS / "bus.jpg"))
+SMALL_BUS = cv2.resize(BUS, (BUS.shape[1] // 4, BUS.shape[0] // 4))  # still has people and a bus in it
+TO_ENCODING = {"bgr8": None, "rgb8": cv2.COLOR_BGR2RGB, "bgra8": cv2.COLOR_BGR2BGRA,
+               "rgba8": cv2.COLOR_BGR2RGBA, "mono8": cv2.COLOR_BGR2GRAY}  # fmt: skip
+
+
+def camera_image(rng: random.Random) -> Image:
+    """The small bus photo in one of the colour encodings (a frame with something to detect)."""
+    encoding = rng.choice(list(TO_ENCODING))
+    code = TO_ENCODING[encoding]
+    return numpy_to_image(SMALL_BUS if code is None else cv2.cvtColor(SMALL_BUS, code), encoding)
+
+
+def finite_points(markers: MarkerArray) -> bool:
+    return all(
+        math.isfinite(p.x) and math.isfinite(p.y) and math.isfinite(p.z)
+        for m in markers.markers
+        for p in (m.pose.position, *m.points)
+    )
+
+
+# ------------------------------------------------------------------------------ perception_node
+
+#: 10 Hz: frames (and so markers) keep being processed while camera_info is fuzzed.
+PERCEPTION_ARGS = ["-m", "perception_node.node", "--ros-args",
+                   "-p", "warmup_frames:=0", "-p", "max_rate_hz:=10.0"]  # fmt: skip
+
+
+def valid_camera_info(rng: random.Random) -> CameraInfo:
+    width, height = rng.choice(((640, 480), (810, 1080), (0, 0)))
+    return camera_info(
+        Header(), width, height, pinhole_matrix(width or 640, height or 480, rng.uniform(40, 100))
+    )
+
+
+SMALL_BUS_FILES = {fmt: numpy_to_compressed(SMALL_BUS, "bgr8", fmt) for fmt in ("jpeg", "png")}
+
+
+def valid_compressed(rng: random.Random) -> CompressedImage:
+    msg = SMALL_BUS_FILES[rng.choice(("jpeg", "png"))]
+    return CompressedImage(format=msg.format, data=msg.data)
+
+
+class PerceptionObserver:
+    """Detections must follow a valid image of the bus; every marker point must be finite."""
+
+    def __init__(self, session: Session, image_topic: str) -> None:
+        self.session, self.image_topic = session, image_topic
+        self.answers = Recent()
+        self.bad_markers: list[str] = []
+        self.boxes = 0  # marker boxes checked
+        qos = session.qos
+        session.node.create_subscription(
+            DetectionArray,
+            "/perception/detections",
+            self._on_detections,
+            qos.profile("/perception/detections"),
+        )
+        session.node.create_subscription(
+            MarkerArray, "/perception/markers", self._on_markers, qos.profile("/perception/markers")
+        )
+
+    def _on_detections(self, msg: DetectionArray) -> None:
+        self.answers.put(stamp_key(msg), len(msg.detections))
+
+    def _on_markers(self, msg: MarkerArray) -> None:
+        self.boxes += len(msg.markers) // 2
+        if not finite_points(msg):
+            self.bad_markers.append(
+                f"non-finite marker positions in the markers of {stamp_key(msg.markers[0])}"
+            )
+
+    def output(self) -> str:
+        compressed = self.image_topic.endswith("compressed")
+        image = numpy_to_compressed(BUS, "bgr8", "jpeg") if compressed else numpy_to_image(BUS, "bgr8")
+        self.session.publish("/camera/camera_info", valid_camera_info(random.Random(0)))
+        count = answer_to(self.session, self.image_topic, image, self.answers, "detections of bus.jpg")
+        assert count > 0, "no detections in bus.jpg after the fuzzing"
+        return f"{count} detections in bus.jpg; {self.boxes} marker boxes checked"
+
+    def violations(self) -> list[str]:
+        return list(self.bad_markers)
+
+
+PERCEPTION = Target(
+    name="perception_node",
+    node="perception_node",
+    command=lambda tmp: (PERCEPTION_ARGS, {}),
+    topics=(
+        TopicSpec("/camera/image_raw", Image, camera_image),
+        TopicSpec("/camera/camera_info", CameraInfo, valid_camera_info),
+    ),
+    observer=lambda session: PerceptionObserver(session, "/camera/image_raw"),
+)
+PERCEPTION_COMPRESSED = Target(
+    name="perception_node (compressed_input)",
+    node="perception_node",
+    command=lambda tmp: ([*PERCEPTION_ARGS, "-p", "compressed_input:=true"], {}),
+    topics=(
+        TopicSpec("/camera/image_raw/compressed", CompressedImage, valid_compressed),
+        TopicSpec("/camera/camera_info", CameraInfo, valid_camera_info),
+    ),
+    observer=lambda session: PerceptionObserver(session, "/camera/image_raw/compressed"),
+)
+
+
+# -------------------------------------------------------------------------------- tabletop_sim
+
+ARM = ArmSpec()
+
+
+def valid_command(rng: random.Random) -> JointTrajectory:
+    return trajectory(
+        list(JOINT_NAMES), [rng.uniform(lo, hi) for lo, hi in zip(ARM.lower, ARM.upper, strict=True)]
+    )
+
+
+def valid_instruction(rng: random.Random) -> String:
+    return String(data=instruction_for(rng.choice(OBJECT_NAMES), rng.choice(TEMPLATES)))
+
+
+class SimObserver:
+    """/sim/status must name the target of a valid instruction; /joint_states must stay finite and
+    inside the arm's limits."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.status: dict[str, Any] = {}
+        self.bad_states: list[str] = []
+        qos = session.qos
+        node = session.node
+        node.create_subscription(String, "/sim/status", self._on_status, qos.profile("/sim/status"))
+        node.create_subscription(JointState, "/joint_states", self._on_joints, qos.profile("/joint_states"))
+
+    def _on_status(self, msg: String) -> None:
+        self.status = json.loads(msg.data)
+
+    def _on_joints(self, msg: JointState) -> None:
+        q = np.asarray(msg.position)
+        if q.shape != (2,) or not np.all(np.isfinite(q)) or np.any(q < ARM.lower) or np.any(q > ARM.upper):
+            self.bad_states.append(f"joint state {q.tolist()}")
+
+    def output(self) -> str:
+        wait_for(lambda: self.status.get("objects"), OUTPUT_TIMEOUT_S, "/sim/status")
+        name = random.Random(len(self.bad_states)).choice(sorted(self.status["objects"]))
+        self.session.publish("/vla/instruction", String(data=instruction_for(name)))
+        wait_for(lambda: self.status["target"] == name, OUTPUT_TIMEOUT_S, f"/sim/status naming {name}")
+        return f"status names the target {name!r} (episode {self.status['episode']})"
+
+    def violations(self) -> list[str]:
+        return list(self.bad_states)
+
+
+SIM = Target(
+    name="tabletop_sim",
+    node="tabletop_sim",
+    command=lambda tmp: (
+        ["-m", "tabletop_sim.node", "--ros-args", "-p", "seed:=1", "-p", "camera_rate_hz:=5.0"],
+        {},
+    ),
+    topics=(
+        TopicSpec("/vla/joint_command", JointTrajectory, valid_command),
+        TopicSpec("/vla/instruction", String, valid_instruction),
+    ),
+    services=(ServiceSpec("/tabletop_sim/reset", Trigger, lambda rng: hostile_request(Trigger, rng)),),
+    observer=SimObserver,
+)
+
+
+# ------------------------------------------------------------------------------------ governor
+
+#: No pressure from the machine can reach these thresholds: the level moves only on deadline misses.
+GOVERNOR_ARGS = [
+    "-m", "humanoid_bringup.governor_node", "--ros-args",
+    "-p", "cpu_high_percent:=1000.0", "-p", "cpu_low_percent:=999.0",
+    "-p", "gpu_high_percent:=1000.0", "-p", "gpu_low_percent:=999.0",
+    "-p", "thermal_high_c:=1000.0", "-p", "thermal_low_c:=999.0",
+]  # fmt: skip
+
+
+def valid_diagnostics(rng: random.Random) -> DiagnosticArray:
+    """The VLA node's control status with unchanged deadline counts (no new miss), sometimes beside
+    another node's status."""
+    values = {
+        "deadline_misses.control": "3",
+        "deadline_misses.camera": "1",
+        "deadline_misses.joint_states": "0",
+    }
+    control = DiagnosticStatus(
+        name="vla_node: control",
+        message="motion disabled (dry run)",
+        values=[KeyValue(key=k, value=v) for k, v in {**values, "rate_hz": "24.0"}.items()],
+    )
+    other = DiagnosticStatus(
+        name="perception_node: camera", values=[KeyValue(key="deadline_misses", value="7")]
+    )
+    return DiagnosticArray(status=[control, other] if rng.random() < 0.5 else [control])
+
+
+class GovernorObserver:
+    """A fresh "governor: load" status must follow; every one must hold only bounded numbers: a level
+    of its ladder, rates of the configured ladders, a whole deadline count within MAX_COUNT.
+
+    (Whether the level may rise is not checked here: a corrupted report can pass every check, e.g. one
+    counter lowered, read as a VLA restart, and the next valid report then shows new misses. Only DDS
+    security tells a forged plausible report from a real one. test_bringup checks that reports no
+    loop can produce leave the level alone.)"""
+
+    def __init__(self, session: Session) -> None:
+        self.load: deque[dict[str, Any]] = deque(maxlen=1)
+        self.unbounded: list[str] = []
+        self.updates = 0
+        session.node.create_subscription(
+            DiagnosticArray, "/diagnostics", self._on_array, session.qos.profile("/diagnostics")
+        )
+
+    def _on_array(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == "governor: load":
+                self.updates += 1
+                values = {kv.key: kv.value for kv in status.values}
+                self.load.append(values)
+                if not bounded_load(values):
+                    self.unbounded.append(f"{status.message}: {values}")
+
+    def output(self) -> str:
+        seen = self.updates
+        wait_for(lambda: self.updates > seen, OUTPUT_TIMEOUT_S, "a new 'governor: load' status")
+        load = self.load[-1]
+        return f"level {load['level']}, vla_deadline_misses {load['vla_deadline_misses']}"
+
+    def violations(self) -> list[str]:
+        return list(self.unbounded)
+
+
+def bounded_load(values: dict[str, str]) -> bool:
+    misses = values.get("vla_deadline_misses", "")
+    return (
+        values.get("level") in {str(level) for level in range(DEFAULTS.levels)}
+        and float(values.get("rate_hz.perception_node", "nan")) in DEFAULTS.perception_rates
+        and float(values.get("rate_hz.memory_node", "nan")) in DEFAULTS.memory_rates
+        and (misses == "unknown" or (misses.isdigit() and int(misses) <= MAX_COUNT))
+    )
+
+
+GOVERNOR = Target(
+    name="governor",
+    node="governor",
+    command=lambda tmp: (GOVERNOR_ARGS, {}),
+    topics=(TopicSpec("/diagnostics", DiagnosticArray, valid_diagnostics),),
+    observer=GovernorObserver,
+)
+
+
+# -------------------------------------------------------------------------------- people_scene
+
+
+class CameraObserver:
+    """Images must keep coming (stamped after the fuzzing)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.latest: Image | None = None
+        qos = session.qos.profile("/camera/image_raw", for_subscription=True)
+        session.node.create_subscription(Image, "/camera/image_raw", self._on_image, qos)
+
+    def _on_image(self, msg: Image) -> None:
+        self.latest = msg
+
+    def output(self) -> str:
+        after = self.session.node.get_clock().now().nanoseconds
+
+        def fresh() -> Image | None:
+            image = self.latest
+            stamp = image.header.stamp.sec * 1_000_000_000 + image.header.stamp.nanosec if image else 0
+            return image if stamp > after else None
+
+        image = wait_for(fresh, OUTPUT_TIMEOUT_S, "an image from the scene")
+        return f"{image.width}x{image.height} {image.encoding} images"
+
+    def violations(self) -> list[str]:
+        return []
+
+
+PEOPLE_SCENE = Target(
+    name="people_scene",
+    node="people_scene",
+    command=lambda tmp: (["-m", "tabletop_sim.people_node", "--ros-args", "-p", "rate_hz:=5.0"], {}),
+    topics=(),
+    services=(ServiceSpec("/people_scene/start", Trigger, lambda rng: hostile_request(Trigger, rng)),),
+    observer=CameraObserver,
+)
