@@ -458,6 +458,11 @@ BY_TYPE: dict[type, tuple[Mutation, ...]] = {
 }
 
 
+def refusable(msg_type: type) -> bool:
+    """Whether some message of this type that arrives can be wrong (every std_msgs/Empty is valid)."""
+    return bool(BY_TYPE[msg_type])
+
+
 def malformed(valid: Message, rng: random.Random) -> tuple[str, Any]:
     """A malformed variant of `valid` (which it may modify): about a quarter raw CDR, a sixth header
     attacks where the type has a header, the rest content attacks of its type."""

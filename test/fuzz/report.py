@@ -12,7 +12,7 @@ from fuzz.runner import Result, Row
 RESULTS: list[Result] = []
 
 HEADER = (
-    "| node | topic / service | sent: malformed / valid | crashes | received by the node | dropped (node) "
+    "| node | topic / service | sent: malformed / valid | crashes | accepted (node) | dropped (node) "
     "| callback errors | invariant violations | RSS before → after |\n"
     "|---|---|---|---|---|---|---|---|---|"
 )
@@ -28,7 +28,7 @@ def _row(row: Row) -> str:
     )
     rss = f"{row.rss_before / MIB:.0f} → {row.rss_after / MIB:.0f} MiB" if row.rss_before else "–"
     return (
-        f"| {row.node} | {row.channel} | {sent} | {row.crashes} | {_count(row.received)} "
+        f"| {row.node} | {row.channel} | {sent} | {row.crashes} | {_count(row.accepted)} "
         f"| {_count(row.dropped)} | {_count(row.callback_errors)} | {row.violations} | {rss} |"
     )
 

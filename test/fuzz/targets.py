@@ -3,19 +3,23 @@ its services, the valid output that must follow, and the invariant on its output
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
 import threading
+import time
 from collections import OrderedDict, deque
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from safety_invariant import Command, StreamLimits, check_command_stream
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
-from std_msgs.msg import Header, String
-from std_srvs.srv import Trigger
+from std_msgs.msg import Empty, Header, String
+from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 from ultralytics.utils import ASSETS
 from visualization_msgs.msg import MarkerArray
@@ -26,10 +30,17 @@ from fuzz.runner import ServiceSpec, Session, Target, TopicSpec
 from harness import wait_for
 from humanoid_bringup.governor import MAX_COUNT
 from humanoid_bringup.governor_node import DEFAULTS
+from humanoid_common.assets import asset_path
+from humanoid_common.config import config_dir
 from humanoid_common.images import camera_info, numpy_to_compressed, numpy_to_image, pinhole_matrix
-from humanoid_stack.msg import DetectionArray
+from humanoid_stack.msg import Detection, DetectionArray, PersonArray
+from humanoid_stack.srv import ConfirmIdentity, Enroll, Forget, ListPeople
+from memory_node.crypto import new_key_text
 from tabletop_sim.instructions import OBJECT_NAMES, TEMPLATES, instruction_for
-from tabletop_sim.world import JOINT_NAMES, ArmSpec
+from tabletop_sim.render import Camera as SimCamera
+from tabletop_sim.render import render
+from tabletop_sim.world import JOINT_NAMES, ArmSpec, World
+from vla_node.safety import load_limits_yaml
 
 #: A valid stimulus is sent again this often until the node answers (best-effort topics may lose one).
 RESEND_S = 2.0
@@ -237,7 +248,7 @@ SIM = Target(
         TopicSpec("/vla/joint_command", JointTrajectory, valid_command),
         TopicSpec("/vla/instruction", String, valid_instruction),
     ),
-    services=(ServiceSpec("/tabletop_sim/reset", Trigger, lambda rng: hostile_request(Trigger, rng)),),
+    services=(ServiceSpec("/tabletop_sim/reset", Trigger, functools.partial(hostile_request, Trigger)),),
     observer=SimObserver,
 )
 
@@ -362,6 +373,188 @@ PEOPLE_SCENE = Target(
     node="people_scene",
     command=lambda tmp: (["-m", "tabletop_sim.people_node", "--ros-args", "-p", "rate_hz:=5.0"], {}),
     topics=(),
-    services=(ServiceSpec("/people_scene/start", Trigger, lambda rng: hostile_request(Trigger, rng)),),
+    services=(ServiceSpec("/people_scene/start", Trigger, functools.partial(hostile_request, Trigger)),),
     observer=CameraObserver,
+)
+
+
+# --------------------------------------------------------------------------------- memory_node
+
+
+def _face_frame() -> np.ndarray:
+    """A face (a bundled portrait, cropped as in test_memory_node) on a plain 320x240 background."""
+    image = cv2.imread(str(asset_path("face_obama2.jpg")))
+    x1, y1, x2, y2 = 208, 227, 469, 635
+    w, h = x2 - x1, y2 - y1
+    crop = image[y1 - h // 2 : y2 + h // 4, x1 - w // 4 : x2 + w // 4]
+    face = cv2.resize(crop, (int(150 * crop.shape[1] / crop.shape[0]), 150))
+    canvas = np.full((240, 320, 3), 90, np.uint8)
+    canvas[45 : 45 + face.shape[0], 80 : 80 + face.shape[1]] = face
+    return canvas
+
+
+FACE_FRAME = _face_frame()
+FACE_BOX = (80.0, 45.0, 80.0 + 150 * 0.8, 195.0)  # roughly where the head is: a person box around it
+
+
+def face_image(rng: random.Random) -> Image:
+    encoding = rng.choice(list(TO_ENCODING))
+    code = TO_ENCODING[encoding]
+    return numpy_to_image(FACE_FRAME if code is None else cv2.cvtColor(FACE_FRAME, code), encoding)
+
+
+def person_detections(rng: random.Random) -> DetectionArray:
+    x1, y1, x2, y2 = FACE_BOX
+    person = Detection(
+        class_id=0, class_name="person", score=0.9, track_id=rng.randint(1, 5),
+        center_x=(x1 + x2) / 2, center_y=(y1 + y2) / 2, size_x=x2 - x1, size_y=y2 - y1,
+    )  # fmt: skip
+    return DetectionArray(image_width=320, image_height=240, model="yolo11n.onnx", detections=[person])
+
+
+def finite_people(msg: PersonArray) -> bool:
+    numbers = [msg.processing_ms]
+    for p in msg.people:
+        numbers += [p.center_x, p.center_y, p.size_x, p.size_y, p.detector_score, p.quality, p.similarity]
+        numbers += [p.margin, *p.landmarks]
+    return all(math.isfinite(n) for n in numbers)
+
+
+class MemoryObserver:
+    """A PersonArray with the face must follow a valid frame; every PersonArray holds finite numbers."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.answers = Recent()
+        self.bad: list[str] = []
+        session.node.create_subscription(
+            PersonArray, "/memory/people", self._on_people, session.qos.profile("/memory/people")
+        )
+
+    def _on_people(self, msg: PersonArray) -> None:
+        if msg.provisional:
+            self.answers.put(stamp_key(msg), len(msg.people))
+        if not finite_people(msg):
+            self.bad.append(f"non-finite numbers in /memory/people of {stamp_key(msg)}")
+
+    def output(self) -> str:
+        count = answer_to(self.session, "/camera/image_raw", face_image(random.Random(0)), self.answers,
+                          "/memory/people of a frame with a face")  # fmt: skip
+        assert count > 0, "no face found in the frame with a face after the fuzzing"
+        return f"{count} face(s) in /memory/people"
+
+    def violations(self) -> list[str]:
+        return list(self.bad)
+
+
+def _memory_command(tmp: Path) -> tuple[list[str], dict[str, str]]:
+    args = ["-m", "memory_node.node", "--ros-args",
+            "-p", f"data_dir:={tmp / 'memory'}", "-p", "max_rate_hz:=5.0"]  # fmt: skip
+    return args, {"HUMANOID_MEMORY_KEY": new_key_text()}
+
+
+MEMORY = Target(
+    name="memory_node",
+    node="memory_node",
+    command=_memory_command,
+    topics=(
+        TopicSpec("/camera/image_raw", Image, face_image),
+        TopicSpec("/perception/detections", DetectionArray, person_detections),
+    ),
+    services=tuple(
+        ServiceSpec(name, srv_type, functools.partial(hostile_request, srv_type))
+        for name, srv_type in (
+            ("/memory/enroll", Enroll),
+            ("/memory/forget", Forget),
+            ("/memory/list_people", ListPeople),
+            ("/memory/confirm_identity", ConfirmIdentity),
+            ("/memory/consolidate", Trigger),
+        )
+    ),
+    observer=MemoryObserver,
+)
+
+
+# ------------------------------------------------------------------------------------ vla_node
+
+VLA_RATE_HZ = 24.0
+VLA_LIMITS = load_limits_yaml(config_dir() / "vla_limits.yaml")
+#: Commands are stamped when published, not at their control step: allowance for that jitter.
+STAMP_SLACK_S = 0.05
+TABLE_SCENES = [render(World(seed=seed), SimCamera(64, 48)) for seed in range(4)]
+
+
+class ArmFollower:
+    """A robot that is exactly where it was last commanded (at home before that): the joint states a
+    consistent robot sends back."""
+
+    def __init__(self) -> None:
+        self.position = list(ARM.home)
+
+    def joint_state(self, rng: random.Random) -> JointState:
+        return JointState(
+            name=list(JOINT_NAMES), position=list(self.position), velocity=[0.0] * len(JOINT_NAMES)
+        )
+
+
+def table_image(rng: random.Random) -> Image:
+    return numpy_to_image(rng.choice(TABLE_SCENES), "rgb8")
+
+
+class VlaObserver:
+    """After enabling, commands must follow valid camera images and joint states; every command the
+    node published (/vla/commanded_joint_states: positions, the step's velocities, the stamp) must
+    meet the safety invariant (test/safety_invariant.py)."""
+
+    def __init__(self, session: Session, arm: ArmFollower) -> None:
+        self.session, self.arm = session, arm
+        self.commands: list[Command] = []
+        self.enable = session.node.create_client(SetBool, "/vla/enable")
+        topic = "/vla/commanded_joint_states"
+        session.node.create_subscription(JointState, topic, self._on_command, session.qos.profile(topic))
+
+    def _on_command(self, msg: JointState) -> None:
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self.commands.append(Command(stamp, np.asarray(msg.position), np.asarray(msg.velocity)))
+        self.arm.position = list(msg.position)
+
+    def output(self) -> str:
+        before = len(self.commands)
+        rng = random.Random(0)
+        instruction = valid_instruction(rng)
+        answers: list[Any] = []
+        deadline = time.monotonic() + OUTPUT_TIMEOUT_S
+        tick = 0
+        while len(self.commands) - before < VLA_RATE_HZ:  # a second of commands
+            assert time.monotonic() < deadline, f"no commands after enabling: {answers[-1:]}"
+            self.session.publish("/joint_states", self.arm.joint_state(rng))
+            if tick % 3 == 0:
+                self.session.publish("/camera/image_raw", table_image(rng))
+            if tick % 50 == 0:
+                self.session.publish("/vla/instruction", instruction)
+                answers.append(self.enable.call_async(SetBool.Request(data=True)))
+            tick += 1
+            time.sleep(0.02)
+        return f"{len(self.commands) - before} commands after enabling; {len(self.commands)} checked in all"
+
+    def violations(self) -> list[str]:
+        limits = StreamLimits.of([VLA_LIMITS[name] for name in JOINT_NAMES], 1 / VLA_RATE_HZ, STAMP_SLACK_S)
+        return check_command_stream(list(self.commands), limits)
+
+
+VLA_ARGS = ["-m", "vla_node.node", "--ros-args", "-p", "policy:=reference:vla_node/models/reference",
+            "-p", f"control_rate_hz:={VLA_RATE_HZ}"]  # fmt: skip
+VLA_ARM = ArmFollower()
+VLA = Target(
+    name="vla_node",
+    node="vla_node",
+    command=lambda tmp: (VLA_ARGS, {}),
+    topics=(
+        TopicSpec("/camera/image_raw", Image, table_image),
+        TopicSpec("/joint_states", JointState, VLA_ARM.joint_state),
+        TopicSpec("/vla/instruction", String, valid_instruction),
+        TopicSpec("/vla/stop", Empty, lambda rng: Empty()),
+    ),
+    services=(ServiceSpec("/vla/enable", SetBool, functools.partial(hostile_request, SetBool)),),
+    observer=lambda session: VlaObserver(session, VLA_ARM),
 )

@@ -12,11 +12,11 @@ import pytest
 
 from fuzz.report import RESULTS
 from fuzz.runner import run
-from fuzz.targets import GOVERNOR, PEOPLE_SCENE, PERCEPTION, PERCEPTION_COMPRESSED, SIM
+from fuzz.targets import GOVERNOR, MEMORY, PEOPLE_SCENE, PERCEPTION, PERCEPTION_COMPRESSED, SIM, VLA
 
 pytestmark = pytest.mark.integration
 MESSAGES = int(os.environ.get("FUZZ_MESSAGES", "200"))
-TARGETS = [PERCEPTION, PERCEPTION_COMPRESSED, SIM, GOVERNOR, PEOPLE_SCENE]
+TARGETS = [PERCEPTION, PERCEPTION_COMPRESSED, SIM, GOVERNOR, PEOPLE_SCENE, MEMORY, VLA]
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=lambda target: target.name.replace(" ", ""))
