@@ -11,10 +11,10 @@ import yaml
 
 from humanoid_common.config import config_dir
 from humanoid_common.latest import LatestSlot, LatestWorker, RateLimiter
+from humanoid_common.throttle import KeyedThrottle, problem_kind
 from perception_node.debug_draw import draw_detections, label_for
 from perception_node.detector import Detection, DetectorError, Keypoint, resolve_classes
 from perception_node.settings import PARAMETERS, PerceptionSettings, SettingsError
-from humanoid_common.throttle import KeyedThrottle, problem_kind
 
 
 class FakeClock:

@@ -219,8 +219,8 @@ def test_malformed_images_are_dropped_with_a_warning_and_incompatible_qos_is_nam
     dropped, problem = f"dropped.{IMAGE_TOPIC}", f"last_problem.{IMAGE_TOPIC}"
     for count, (kind, msg) in enumerate(cases.items(), start=1):  # one at a time: the queue depth is 1
         camera.send(msg)
-        inputs = wait_for(lambda n=count: (s := camera.status("inputs")) and s.get(dropped) == str(n) and s, 30,
-                          f"{dropped} = {count} on /diagnostics")  # fmt: skip
+        inputs = wait_for(lambda n=count: (s := camera.status("inputs")) and s.get(dropped) == str(n) and s,
+                          30, f"{dropped} = {count} on /diagnostics")  # fmt: skip
         assert kind in inputs[problem]
         assert inputs["level"] == 1  # WARN
     out = camera.send_and_wait(numpy_to_image(cv2.imread(str(ASSETS / "bus.jpg")), "bgr8"), timeout=60)
