@@ -10,7 +10,10 @@ configuration that will never start from a crash worth a respawn.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,6 +21,7 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.signals import SignalHandlerOptions
 
 from humanoid_common.allocator import keep_large_buffers
 from humanoid_common.config import EXIT_CANNOT_START, apply_fastdds_profile
@@ -134,6 +138,57 @@ class ManagedNode(LifecycleNode):
         super().destroy_node()
 
 
+class _StopRequested(Exception):  # noqa: N818 (a request, not an error)
+    """SIGINT or SIGTERM arrived: leave the spin, then stop the nodes while ROS still works."""
+
+
+def _raise_stop() -> None:
+    raise _StopRequested
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM end the spin with the ROS context still valid, so that each node's
+    `destroy_node` can still publish (vla_node brakes the arm to rest before it goes silent).
+
+    rclpy's own handler shuts the context down at once: every publish after it fails. Here the
+    signal only wakes a watcher thread (signal.set_wakeup_fd) that triggers a guard condition; its
+    callback, on the executor, raises _StopRequested out of `spin`. Only the main thread can install
+    signal handlers; elsewhere this does nothing and `close` too.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, node: ManagedNode) -> None:
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._guard = node.create_guard_condition(_raise_stop)
+        self._previous_fd = signal.set_wakeup_fd(self._write)
+        self._previous = {sig: signal.signal(sig, lambda *_: None) for sig in self.SIGNALS}
+        self._watcher = threading.Thread(target=self._watch, name="stop-signals", daemon=True)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        while os.read(self._read, 1) not in (b"", b"\0"):  # a signal number; 0 is close()'s own
+            self._guard.trigger()
+
+    def close(self) -> None:
+        """The previous handlers again, so a second signal while the nodes stop ends the process as
+        it would without us (KeyboardInterrupt, or SIGTERM's default)."""
+        if not self._previous:
+            return
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        signal.set_wakeup_fd(self._previous_fd)
+        os.write(self._write, b"\0")
+        self._watcher.join(1.0)
+        os.close(self._write)
+        os.close(self._read)
+        self._previous = {}
+
+
 def run_node(factory: Callable[[], ManagedNode], args: list[str] | None = None) -> int:
     """Every node's main: init rclpy (with the Fast DDS profile and large buffers kept in the heap),
     create the node, spin until Ctrl-C."""
@@ -142,7 +197,8 @@ def run_node(factory: Callable[[], ManagedNode], args: list[str] | None = None) 
 
 def run_nodes(factories: Sequence[Callable[[], ManagedNode]], args: list[str] | None = None) -> int:
     """Create the nodes in order in one process and spin them together; the exit status
-    (EXIT_CANNOT_START when one of them fails its autostart; the others are not started then).
+    (EXIT_CANNOT_START when one of them fails its autostart; the others are not started then; 0
+    after SIGINT or SIGTERM, once every node has stopped cleanly).
 
     Always a SingleThreadedExecutor: rclpy's MultiThreadedExecutor (7.1.x, Jazzy) over Fast DDS
     stalls subscriptions for seconds and loses messages even with reliable QoS (bench/executors.py
@@ -150,9 +206,11 @@ def run_nodes(factories: Sequence[Callable[[], ManagedNode]], args: list[str] | 
     """
     apply_fastdds_profile()
     keep_large_buffers()
-    rclpy.init(args=sys.argv if args is None else args)
+    # Our own stop on SIGINT/SIGTERM once spinning (_StopSignals); until then Python's defaults.
+    rclpy.init(args=sys.argv if args is None else args, signal_handler_options=SignalHandlerOptions.NO)
     executor = SingleThreadedExecutor()
     nodes: list[ManagedNode] = []
+    signals: _StopSignals | None = None
     status = 0
     try:
         for factory in factories:
@@ -164,10 +222,13 @@ def run_nodes(factories: Sequence[Callable[[], ManagedNode]], args: list[str] | 
                 status = EXIT_CANNOT_START
                 break
         if status == 0:
+            signals = _StopSignals(nodes[0])
             executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except (KeyboardInterrupt, ExternalShutdownException, _StopRequested):
         pass
     finally:
+        if signals is not None:
+            signals.close()
         executor.shutdown()
         for node in reversed(nodes):
             node.destroy_node()

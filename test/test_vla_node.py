@@ -1,25 +1,30 @@
-"""vla_node over real rclpy topics: dry run, enable, camera stall → hold → resume, NaN rejection, and
-the JointState copy of every command for rviz2."""
+"""vla_node over real rclpy topics: dry run, enable, camera stall → hold → resume, NaN rejection, the
+JointState copy of every command for rviz2, and braking to rest on SIGTERM/SIGINT against the sim."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import numpy as np
 import pytest
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile
 from rclpy.time import Time
+from safety_invariant import Command, StreamLimits, check_command_stream
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 from vla_fixtures import JOINTS, Feeder, export_drift_policy
 
-from harness import wait_for
+from harness import REPO, wait_for
 from humanoid_common.qos import load_qos_config
 from humanoid_stack.msg import ActionChunk
 from vla_node.node import VlaNode
+from vla_node.safety import load_limits_yaml
 
 pytestmark = pytest.mark.integration
 RATE_HZ = 50.0
@@ -170,3 +175,41 @@ def test_invalid_configuration_fails_configure_with_a_clear_message(ros, tmp_pat
     ros.add(node)
     assert node.policy is None
     assert node.control_loop is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_brakes_the_arm_to_rest_before_the_node_exits(ros, processes, signum):
+    """Against the sim (which follows the commands): a signal while the arm moves ends in braking
+    commands down to rest, exit status 0, and an invariant-clean command stream."""
+    sim = processes.start(["-m", "tabletop_sim.node", "--ros-args", "-p", "seed:=4"], "sim")
+    vla = processes.start(
+        ["-m", "vla_node.node", "--ros-args", "-p", "policy:=onnx:vla_node/models/reference"], "vla"
+    )
+    helper = ros.node("vla_signal_test")
+    topic = "/vla/commanded_joint_states"
+    commanded: list[JointState] = []
+    helper.create_subscription(JointState, topic, commanded.append, QoSProfile(depth=1000))
+    qos = load_qos_config()
+    instruction = helper.create_publisher(String, "/vla/instruction", qos.profile("/vla/instruction"))
+    instruction.publish(String(data="touch the red cup"))
+    client = helper.create_client(SetBool, "/vla/enable")
+    wait_for(client.service_is_ready, 60, "vla_node's /vla/enable")
+    future = client.call_async(SetBool.Request(data=True))
+    wait_for(future.done, 10, "the enable answer")
+    assert future.result().success, future.result().message
+    wait_for(lambda: commanded and max(map(abs, commanded[-1].velocity)) > 0.3, 30, "the arm moving")
+    moving = len(commanded)
+    os.killpg(vla.pid, signum)
+    assert vla.wait(timeout=15) == 0, processes.log(vla)
+    time.sleep(0.3)  # the last commands in flight
+    assert len(commanded) > moving, "no braking command after the signal"
+    assert list(commanded[-1].velocity) == [0.0, 0.0], "the last command is not at rest"
+    stream = [
+        Command(Time.from_msg(m.header.stamp).nanoseconds / 1e9, np.array(m.position), np.array(m.velocity))
+        for m in commanded
+    ]
+    limits = load_limits_yaml(REPO / "config" / "vla_limits.yaml")
+    ordered = [limits[name] for name in commanded[0].name]
+    assert check_command_stream(stream, StreamLimits.of(ordered, 1 / 24, time_slack_s=0.01)) == []
+    assert processes.stop(sim) == 0
