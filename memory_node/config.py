@@ -76,6 +76,20 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class RequestConfig:
+    """Bounds on service requests (issue 10): they hold without DDS security."""
+
+    max_name_chars: int = 64  # display names, after NFKC normalisation
+    max_images: int = 20  # images or image files in one Enroll
+    max_image_pixels: int = 16_000_000  # width × height of one enrolment image, checked before decoding
+    image_dirs: tuple[str, ...] = ()  # folders Enroll may read image_paths from; none by default
+    enroll_burst: int = 5  # Enroll calls allowed in a row ...
+    enroll_interval_s: float = 10.0  # ... then one more every this many seconds (0: no limit)
+    forget_burst: int = 3
+    forget_interval_s: float = 20.0
+
+
+@dataclass(frozen=True)
 class MemoryConfig:
     voting: VotingConfig = field(default_factory=VotingConfig)
     tiers: TierConfig = field(default_factory=TierConfig)
@@ -83,6 +97,7 @@ class MemoryConfig:
     events: EventConfig = field(default_factory=EventConfig)
     consolidation: ConsolidationConfig = field(default_factory=ConsolidationConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    requests: RequestConfig = field(default_factory=RequestConfig)
 
     def data_path(self) -> Path:
         return Path(self.storage.data_dir).expanduser()
@@ -114,6 +129,10 @@ def _build(cls: type, data: Any, where: str) -> Any:
             if not isinstance(value, bool):
                 raise MemoryConfigError(f"{key}: expected true or false, got {value!r}")
             values[name] = value
+        elif isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise MemoryConfigError(f"{key}: expected a list of non-empty strings, got {value!r}")
+            values[name] = tuple(value)
         elif isinstance(default, (int, float)):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise MemoryConfigError(f"{key}: expected a number, got {value!r}")
@@ -166,20 +185,32 @@ def validate(cfg: MemoryConfig, where: str = "memory") -> MemoryConfig:
     _check(-1 <= c.merge_similarity <= 1, f"{where}.consolidation.merge_similarity must be in [-1, 1]")
     _check(c.archive_after_s > 0, f"{where}.consolidation.archive_after_s must be > 0")
     _check(bool(cfg.storage.data_dir), f"{where}.storage.data_dir must not be empty")
+    r = cfg.requests
+    for name in ("max_name_chars", "max_images", "max_image_pixels", "enroll_burst", "forget_burst"):
+        _check(getattr(r, name) >= 1, f"{where}.requests.{name} ({getattr(r, name)}) must be at least 1")
+    for name in ("enroll_interval_s", "forget_interval_s"):
+        _check(getattr(r, name) >= 0, f"{where}.requests.{name} ({getattr(r, name)}) must be >= 0")
     _check(bool(cfg.storage.key_env), f"{where}.storage.key_env must not be empty")
     return cfg
 
 
-def parse_memory_config(data: Any, source: str = "memory.yaml") -> MemoryConfig:
-    """Build and validate a MemoryConfig from the parsed YAML (top-level key `memory`)."""
+def parse_memory_config(data: Any, source: str = "memory.yaml", base_dir: Path | None = None) -> MemoryConfig:
+    """Build and validate a MemoryConfig from the parsed YAML (top-level key `memory`).
+
+    Relative `requests.image_dirs` are taken relative to `base_dir` (the YAML file's folder), `~`
+    is expanded.
+    """
     if not isinstance(data, dict) or "memory" not in data:
         raise MemoryConfigError(f"{source}: expected a top-level 'memory:' mapping")
-    return validate(_build(MemoryConfig, data["memory"], f"{source}: memory"), f"{source}: memory")
+    cfg = validate(_build(MemoryConfig, data["memory"], f"{source}: memory"), f"{source}: memory")
+    base = (base_dir or Path.cwd()).absolute()
+    dirs = tuple(str(base / Path(d).expanduser()) for d in cfg.requests.image_dirs)
+    return dataclasses.replace(cfg, requests=dataclasses.replace(cfg.requests, image_dirs=dirs))
 
 
 def load_memory_config(path: str | Path) -> MemoryConfig:
     data = read_yaml(path, "memory config", MemoryConfigError)
-    return parse_memory_config(data, str(path))
+    return parse_memory_config(data, str(path), Path(path).parent)
 
 
 def parse_thresholds(data: Any, model_name: str, source: str = "face_thresholds.yaml") -> Thresholds:

@@ -5,6 +5,12 @@ Plain Python (no rclpy). The node calls `provisional()` as soon as a frame's fac
 (Tier 2 index in one batched search, Tier 3 store for writes and the cold archive), `tick()`
 periodically for LEFT events and expiry, and `consolidate()` every consolidation period.
 All public methods are thread-safe (one re-entrant lock).
+
+Guards that hold whoever calls (issue 10): samples join a person only when each is at least TENTATIVE
+for them (similarity to one of their indexed vectors ≥ the tentative threshold), so a stranger's face
+never feeds someone else's memory, whether through ConfirmIdentity, an Enroll under their name or a
+track that leaves; ConfirmIdentity(confirmed) needs the track to be voted at least TENTATIVE for that
+person; names are normalised and compared by look (memory_node.names), never a look-alike twin.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from enum import IntEnum
 
 import numpy as np
 
+from humanoid_common.validation import quoted
 from memory_node.bands import Band, Match, Tier, classify
 from memory_node.config import MemoryConfig, Thresholds
 from memory_node.consolidation import (
@@ -26,8 +33,10 @@ from memory_node.consolidation import (
     weighted_centroid,
 )
 from memory_node.crypto import Cipher, load_key
+from memory_node.errors import MemoryRequestError
 from memory_node.hot_cache import HotCache
 from memory_node.index import VectorIndex
+from memory_node.names import normalise_name, same_name
 from memory_node.recent import RecentTracks, TrackRecord
 from memory_node.store import PersonRecord, PersonStore
 
@@ -65,8 +74,10 @@ class FaceObservation:
     embedding: np.ndarray | None  # None when the face failed the quality gates
 
 
-class MemoryRequestError(ValueError):
-    """A request the memory cannot fulfil (unknown person, no consent, no samples...); message says why."""
+def _describe(identity: Match, people: dict[str, PersonRecord]) -> str:
+    person = people.get(identity.person_id)
+    who = (person.name or identity.person_id) if person else "nobody known"
+    return f"{who} ({identity.band.name})"
 
 
 class FaceMemory:
@@ -129,13 +140,26 @@ class FaceMemory:
         for pid in set(self.store.ids()) & set(self.archive.ids()):
             self.archive.delete_person(pid)
 
-    def _index_person(self, person: PersonRecord) -> None:
+    def _vectors(self, person: PersonRecord) -> np.ndarray | None:
+        """What Tier 2 indexes of a person: the centroid and the newest samples."""
         if person.centroid is None:
-            return
+            return None
         recent = [e for _, e in person.samples[-self.config.tiers.index_samples_per_person :]]
         if self.config.tiers.index_samples_per_person == 0:
             recent = []
-        self.index.set_person(person.person_id, np.stack([person.centroid, *recent]))
+        return np.stack([person.centroid, *recent])
+
+    def _index_person(self, person: PersonRecord) -> None:
+        vectors = self._vectors(person)
+        if vectors is not None:
+            self.index.set_person(person.person_id, vectors)
+
+    def _alike(self, person: PersonRecord, embeddings: Sequence[np.ndarray]) -> np.ndarray:
+        """Per embedding: at least TENTATIVE for `person` (best similarity to their indexed vectors)."""
+        vectors = self._vectors(person)
+        if vectors is None or not len(embeddings):
+            return np.zeros(len(embeddings), bool)
+        return (np.stack(embeddings) @ vectors.T).max(axis=1) >= self.thresholds.tentative
 
     def _centroid(self, samples: Sequence[tuple[float, np.ndarray]], now: float) -> np.ndarray:
         return weighted_centroid(samples, now, self.config.consolidation.recency_half_life_s)
@@ -283,11 +307,7 @@ class FaceMemory:
         if sims[best] < self.thresholds.known:
             return None
         person = archived[best]
-        self.store.put_person(person, replace_samples=True)
-        self.archive.delete_person(person.person_id)
-        self.archive.scrub()
-        self.people[person.person_id] = person
-        self._index_person(person)
+        self._unarchive(person)
         match = Match(person.person_id, person.name, float(sims[best]), 1.0, Band.KNOWN, Tier.STORE)
         record.vote.force(match)
         self._on_known(record, match, now)
@@ -373,10 +393,13 @@ class FaceMemory:
             for other in self.recent.tracks.values()
         )
 
-    def _learn(self, person: PersonRecord, samples: list[tuple[float, np.ndarray]], now: float) -> None:
-        """Add samples to a person (capped), refresh centroid and index, store in one transaction."""
+    def _learn(self, person: PersonRecord, samples: list[tuple[float, np.ndarray]], now: float) -> int:
+        """Add the samples at least TENTATIVE for the person (capped), refresh centroid and index, store
+        in one transaction; returns how many were added."""
+        alike = self._alike(person, [e for _, e in samples])
+        samples = [s for s, ok in zip(samples, alike, strict=True) if ok]
         if not samples:
-            return
+            return 0
         person.last_seen = max(person.last_seen or now, now)
         person.samples = cap_samples(person.samples + samples, self.config.consolidation.max_samples)
         person.centroid = self._centroid(person.samples, now)
@@ -384,8 +407,40 @@ class FaceMemory:
         self._index_person(person)
         if person.person_id in self.hot:
             self.hot.put(person.person_id, person.name, person.centroid, now)
+        return len(samples)
 
     # -- requests ---------------------------------------------------------------------------------
+    def enrolment_name(self, name: str, consent: bool) -> str:
+        """The normalised name of an enrolment, or MemoryRequestError (no consent, a refused name).
+        Cheap: the node checks it before it decodes any picture."""
+        if not consent:
+            raise MemoryRequestError(
+                "enrolment needs consent=true: without consent nothing is stored long-term"
+            )
+        return normalise_name(name, self.config.requests.max_name_chars)
+
+    def _named(self, name: str) -> PersonRecord | None:
+        """The consenting person whose name looks like `name` (memory_node.names), brought back from
+        the archive if they are there; None when nobody's does."""
+        found = [p for p in self.people.values() if p.consent and same_name(p.name, name)]
+        archived = [] if found else [p for p in self.archive.load() if p.consent and same_name(p.name, name)]
+        found += archived
+        if len(found) > 1:
+            raise MemoryRequestError(
+                f"the name {quoted(name)} looks like the names of {len(found)} people in memory; "
+                f"forget the duplicates first, or choose a name that looks different"
+            )
+        if archived:
+            self._unarchive(archived[0])
+        return found[0] if found else None
+
+    def _unarchive(self, person: PersonRecord) -> None:
+        self.store.put_person(person, replace_samples=True)
+        self.archive.delete_person(person.person_id)
+        self.archive.scrub()
+        self.people[person.person_id] = person
+        self._index_person(person)
+
     def enroll(
         self,
         name: str,
@@ -394,26 +449,35 @@ class FaceMemory:
         now: float,
         images: Sequence[bytes] = (),
     ) -> tuple[str, int]:
-        """Add a consenting person (or samples to the consenting person of that name); returns (id, added)."""
-        if not consent:
-            raise MemoryRequestError(
-                "enrolment needs consent=true: without consent nothing is stored long-term"
-            )
-        if not name.strip():
-            raise MemoryRequestError("enrolment needs a non-empty name")
+        """Add a consenting person, or samples to the consenting person whose name looks like `name`
+        (only the samples at least TENTATIVE for them); returns (id, samples added)."""
+        name = self.enrolment_name(name, consent)
         if not embeddings:
             raise MemoryRequestError("no face passed the quality gates: nothing to enrol")
         with self._lock:
-            samples = [(now, np.asarray(e, np.float32)) for e in embeddings]
-            same_name = [p for p in self.people.values() if p.consent and p.name == name]
-            person = same_name[0] if same_name else PersonRecord(uuid.uuid4().hex, name, True, first_seen=now)
+            embeddings = [np.asarray(e, np.float32) for e in embeddings]
+            person = self._named(name)
+            if person is None:
+                person = PersonRecord(uuid.uuid4().hex, name, True, first_seen=now)
+                keep = np.ones(len(embeddings), bool)
+            else:
+                keep = self._alike(person, embeddings)
+                if not keep.any():
+                    raise MemoryRequestError(
+                        f"the name {quoted(name)} is {quoted(person.name)}'s, who is in memory, but none "
+                        f"of these {len(embeddings)} faces looks like them (below the tentative "
+                        f"threshold): nothing was added. To enrol someone else, use a name that looks "
+                        f"different"
+                    )
+            samples = [(now, e) for e, ok in zip(embeddings, keep, strict=True) if ok]
             self.people[person.person_id] = person
             person.samples = cap_samples(person.samples + samples, self.config.consolidation.max_samples)
             person.centroid = self._centroid(person.samples, now)
             self.store.put_person(person, replace_samples=True)
             if self.config.storage.store_images:
-                for jpeg in images:
-                    self.store.add_image(person.person_id, now, jpeg)
+                for jpeg, ok in zip(images, keep, strict=False):
+                    if ok:
+                        self.store.add_image(person.person_id, now, jpeg)
             self._index_person(person)
             return person.person_id, len(samples)
 
@@ -421,22 +485,19 @@ class FaceMemory:
         """Enrol the person on a visible track from its recent good samples.
 
         A track already identified as an unnamed provisional identity turns that identity into a
-        named, consented person (its earlier samples are kept).
+        named, consented person (its earlier samples are kept), unless the name is someone else's.
         """
         with self._lock:
             record = self.recent.get(track_id)
             if record is None or not record.samples:
                 raise MemoryRequestError(f"track {track_id} has no recent face that passed the quality gates")
-            if not consent:
-                raise MemoryRequestError(
-                    "enrolment needs consent=true: without consent nothing is stored long-term"
-                )
+            name = self.enrolment_name(name, consent)
             identity = record.identity
             person = self.people.get(identity.person_id) if identity else None
-            if person is not None and person.provisional:
+            if person is not None and person.provisional and self._named(name) is None:
                 person.name, person.consent, person.provisional = name, True, False
-                added = len(record.samples)
-                self._learn(person, list(record.samples), now)
+                self.store.put_person(person)
+                added = self._learn(person, list(record.samples), now)
                 pid = person.person_id
             else:
                 pid, added = self.enroll(name, consent, [e for _, e in record.samples], now)
@@ -449,44 +510,61 @@ class FaceMemory:
             return pid, added
 
     def confirm(self, track_id: int, person_id: str, confirmed: bool, now: float) -> str:
-        """Answer to "are you X?": yes → the track's samples join X; no → the track never votes for X."""
+        """Answer to "are you X?": yes → the track's samples join X; no → the track never votes for X.
+
+        Yes is taken only for a track the memory itself votes at least TENTATIVE for X, and adds only
+        the samples at least TENTATIVE for X: a caller cannot make a stranger's face part of X.
+        """
         with self._lock:
             person = self.people.get(person_id)
             if person is None:
-                raise MemoryRequestError(f"no person {person_id!r} in memory")
+                raise MemoryRequestError(f"no person {quoted(person_id)} in memory")
             record = self.recent.get(track_id)
             if record is None:
                 raise MemoryRequestError(f"track {track_id} is not among the recent tracks")
-            if confirmed:
-                self._learn(person, list(record.samples), now)
-                record.samples.clear()
-                match = Match(person_id, person.name, 1.0, 1.0, Band.KNOWN, Tier.RECENT)
-                record.vote.force(match)
-                self._on_known(record, match, now)
-                return f"track {track_id} is {person.name or person_id}; its samples joined their memory"
-            record.vote.excluded.add(person_id)
-            if record.identity and record.identity.person_id == person_id:
-                record.vote.force(Match(band=Band.UNKNOWN, tier=Tier.RECENT))
-            return f"track {track_id} will not be matched to {person.name or person_id} again"
+            who = person.name or person_id
+            if not confirmed:
+                record.vote.excluded.add(person_id)
+                if record.identity and record.identity.person_id == person_id:
+                    record.vote.force(Match(band=Band.UNKNOWN, tier=Tier.RECENT))
+                return f"track {track_id} will not be matched to {who} again"
+            identity = record.identity
+            if identity is None or identity.person_id != person_id or identity.band < Band.TENTATIVE:
+                seen = "undecided" if identity is None else _describe(identity, self.people)
+                raise MemoryRequestError(
+                    f"track {track_id} is not at least TENTATIVE for {who} (the memory takes it for "
+                    f"{seen}): nothing was added. Confirm only the person an ARE_YOU event asked about"
+                )
+            added = self._learn(person, list(record.samples), now)
+            record.samples.clear()
+            match = Match(person_id, person.name, 1.0, 1.0, Band.KNOWN, Tier.RECENT)
+            record.vote.force(match)
+            self._on_known(record, match, now)
+            return f"track {track_id} is {who}; {added} of its samples joined their memory"
 
     def resolve(self, person_id: str, name: str) -> str:
-        """The id of the person given by id, or by a display name that matches exactly one person."""
+        """The id of the person given by id, or by a display name that looks like exactly one person's."""
         with self._lock:
             if person_id:
                 if person_id in self.people or person_id in self.archive.ids():
                     return person_id
-                raise MemoryRequestError(f"no person {person_id!r} in memory or archive")
+                raise MemoryRequestError(f"no person {quoted(person_id)} in memory or archive")
             if not name:
                 raise MemoryRequestError("give a person_id or a display_name")
-            matches = [p.person_id for p in [*self.people.values(), *self.archive.load()] if p.name == name]
+            name = normalise_name(name, self.config.requests.max_name_chars)
+            people = [*self.people.values(), *self.archive.load()]
+            matches = [p.person_id for p in people if same_name(p.name, name)]
             if len(matches) != 1:
                 raise MemoryRequestError(
-                    f"display name {name!r} matches {len(matches)} people; give the person_id"
+                    f"display name {quoted(name)} matches {len(matches)} people; give the person_id"
                 )
             return matches[0]
 
     def forget(self, person_id: str, now: float, reason: str = "") -> None:
-        """Remove a person from every tier, the index, the archive and the files (scrubbed)."""
+        """Remove a person from every tier, the index, the archive and the files (scrubbed).
+
+        The files are rewritten outside the memory's lock: a long scrub does not hold up the frames.
+        """
         with self._lock:
             self.people.pop(person_id, None)
             self.index.remove(person_id)
@@ -494,10 +572,11 @@ class FaceMemory:
             self.recent.forget_person(person_id)
             for store in (self.store, self.archive):
                 store.delete_person(person_id)
-                store.scrub()
             self._emit(
                 EventKind.FORGOTTEN, now, person_id=person_id, text=reason or "I have forgotten that person."
             )
+        for store in (self.store, self.archive):
+            store.scrub()
 
     def list_people(
         self, include_provisional: bool, include_archived: bool

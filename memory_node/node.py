@@ -3,9 +3,12 @@
 Wiring: /camera/image_raw → newest-frame slot → frame worker (detect + embed, associate to tracks,
 Tier 0/1 answer) → /memory/people (provisional) → lookup queue → lookup worker (batched Tier 2/3)
 → /memory/people (refined) + /memory/events. /perception/detections (optional) gives person tracks.
-Services: /memory/enroll, /memory/forget, /memory/list_people, /memory/confirm_identity,
-/memory/consolidate (std_srvs/Trigger). Managed node: pipeline and store opened on configure, workers
-and inputs on activate; everything released on deactivate/cleanup.
+Inputs are checked before use (memory_node.inputs): a message the node cannot use is dropped and
+counted by its subscription ("inputs" on /diagnostics). Services: /memory/list_people on this node;
+/memory/enroll, /memory/forget, /memory/confirm_identity and /memory/consolidate (std_srvs/Trigger),
+which can take seconds, on a ServiceHost thread of their own, every request bounded
+(memory_node.requests). Managed node: pipeline and store opened on configure, workers, inputs and
+services on activate; everything released on deactivate/cleanup.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import dataclasses
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,18 +32,23 @@ from std_srvs.srv import Trigger
 
 from humanoid_common.config import config_dir
 from humanoid_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, LatencyWindow, RateMeter
-from humanoid_common.images import ImageFormatError, image_to_numpy, to_bgr8
+from humanoid_common.images import image_to_numpy, to_bgr8
 from humanoid_common.latest import LatestWorker, Stamped, rate_error
 from humanoid_common.lifecycle import ManagedNode, run_node
 from humanoid_common.qos import QosConfigError, load_qos_config
-from humanoid_common.watch import WatchedPublisher, WatchedSubscription
+from humanoid_common.validation import InvalidMessageError, shorten
+from humanoid_common.watch import WatchedPublisher, WatchedSubscription, inputs_status
 from humanoid_stack.msg import DetectionArray, MemoryEvent, Person, PersonArray, PersonInfo
 from humanoid_stack.srv import ConfirmIdentity, Enroll, Forget, ListPeople
 from memory_node.bands import Match
 from memory_node.config import MemoryConfigError, load_memory_config, load_thresholds
 from memory_node.crypto import MemoryKeyError
+from memory_node.errors import MemoryRequestError
 from memory_node.faces import Face, create_pipeline
-from memory_node.memory import Event, FaceMemory, FaceObservation, MemoryRequestError
+from memory_node.inputs import header_stamp_ns, person_boxes
+from memory_node.memory import Event, FaceMemory, FaceObservation
+from memory_node.requests import ImageFiles, RateLimit, check_pixels
+from memory_node.service_host import ServiceHost
 from memory_node.store import StoreError
 from memory_node.tracks import FaceTracks, PersonBox
 from memory_node.worker import BackgroundWorker
@@ -68,6 +77,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
 @dataclass(frozen=True)
 class Frame:
     header: Header
+    stamp_ns: int  # header.stamp, checked
     received_ns: int
     bgr: np.ndarray
 
@@ -86,10 +96,6 @@ def face_track_age_s(max_rate_hz: float) -> float:
     return max(FACE_TRACK_MIN_AGE_S, 2.5 / max_rate_hz) if max_rate_hz > 0 else FACE_TRACK_MIN_AGE_S
 
 
-def _stamp_s(stamp: Time) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
 def _time_msg(seconds: float | None) -> Time:
     if seconds is None:
         return Time()
@@ -105,9 +111,10 @@ class MemoryNode(ManagedNode):
         self._pipeline = None
         self._pipeline_lock = threading.Lock()
         self._tracks = FaceTracks()
-        self._people_boxes: tuple[float, list[PersonBox]] = (0.0, [])
+        self._people_boxes: tuple[int, list[PersonBox]] = (0, [])
         self._endpoints: list[Any] = []
-        self._service_handles: list[Any] = []
+        self._service_host: ServiceHost | None = None
+        self._list_service: Any = None
         self._timer_handles: list[Any] = []
         self._frames: LatestWorker[Frame] | None = None
         self._lookups: BackgroundWorker[Lookup] | None = None
@@ -159,6 +166,11 @@ class MemoryNode(ManagedNode):
         self._diagnostics = DiagnosticsPublisher(self, "memory_node")
         self._diagnostics.add("frames", self._frames_status)
         self._diagnostics.add("memory", self._memory_status)
+        self._diagnostics.add("inputs", inputs_status(self._watched_inputs))
+        requests = cfg.requests
+        self._image_files = ImageFiles(requests.image_dirs, requests.max_image_pixels)
+        self._enroll_limit = RateLimit("Enroll", requests.enroll_burst, requests.enroll_interval_s)
+        self._forget_limit = RateLimit("Forget", requests.forget_burst, requests.forget_interval_s)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -177,13 +189,12 @@ class MemoryNode(ManagedNode):
             self._detections_sub = WatchedSubscription(
                 self, DetectionArray, DETECTIONS_TOPIC, self._on_detections, self._qos
             )
-        self._service_handles = [
-            self.create_service(Enroll, "/memory/enroll", self._enroll),
-            self.create_service(Forget, "/memory/forget", self._forget),
-            self.create_service(ListPeople, "/memory/list_people", self._list_people),
-            self.create_service(ConfirmIdentity, "/memory/confirm_identity", self._confirm),
-            self.create_service(Trigger, "/memory/consolidate", self._consolidate_now),
-        ]
+        self._service_host = ServiceHost(self)  # the services that may take seconds, on their own thread
+        self._service_host.add(Enroll, "/memory/enroll", self._enroll)
+        self._service_host.add(Forget, "/memory/forget", self._forget)
+        self._service_host.add(ConfirmIdentity, "/memory/confirm_identity", self._confirm)
+        self._service_host.add(Trigger, "/memory/consolidate", self._consolidate_now)
+        self._list_service = self.create_guarded_service(ListPeople, "/memory/list_people", self._list_people)
         period = self.memory.config.consolidation.period_s
         self._timer_handles = [
             self.create_timer(float(self._param("tick_period_s")), self._tick),
@@ -193,6 +204,10 @@ class MemoryNode(ManagedNode):
         return super().on_activate(state)
 
     def stop_input(self) -> None:
+        # The service thread first (after the request in progress): no other thread waits on the
+        # graph while this node's endpoints are destroyed.
+        if self._service_host is not None:
+            self._service_host.close()  # its services go with its node
         for sub in (self._image_sub, self._detections_sub):
             if sub is not None:
                 sub.destroy()
@@ -201,11 +216,11 @@ class MemoryNode(ManagedNode):
             if worker is not None:
                 worker.stop()
         self._frames = self._lookups = None
-        for service in self._service_handles:
-            self.destroy_service(service)
+        if self._list_service is not None:
+            self.destroy_service(self._list_service)
         for timer in self._timer_handles:
             self.destroy_timer(timer)
-        self._service_handles, self._timer_handles = [], []
+        self._service_host, self._list_service, self._timer_handles = None, None, []
 
     def release(self) -> None:
         for endpoint in [*self._endpoints, self._diagnostics]:
@@ -217,37 +232,25 @@ class MemoryNode(ManagedNode):
             self.memory = None
         self._pipeline = None
 
+    def _watched_inputs(self) -> list[WatchedSubscription]:
+        return [sub for sub in (self._image_sub, self._detections_sub) if sub is not None]
+
     # ---------------------------------------------------------------- data path
+    # A callback raises InvalidMessageError (ImageFormatError for pixels) for a message it cannot use:
+    # the subscription drops it, counts it in the "inputs" status and logs it shortened, throttled.
     def _on_image(self, msg: Image) -> None:
-        try:
-            bgr = to_bgr8(image_to_numpy(msg), msg.encoding)
-        except ImageFormatError as error:
-            self.malformed += 1
-            self.get_logger().warning(
-                f"dropped a malformed image on {IMAGE_TOPIC}: {error}", throttle_duration_sec=5.0
-            )
-            return
-        self._frames.submit(Frame(msg.header, self.get_clock().now().nanoseconds, bgr))
+        now = self.get_clock().now().nanoseconds
+        stamp = header_stamp_ns(msg.header, now)
+        bgr = to_bgr8(image_to_numpy(msg), msg.encoding)  # checks encoding, size, step, data length
+        self._frames.submit(Frame(msg.header, stamp, now, bgr))
 
     def _on_detections(self, msg: DetectionArray) -> None:
-        boxes = [
-            PersonBox(
-                d.track_id,
-                (
-                    d.center_x - d.size_x / 2,
-                    d.center_y - d.size_y / 2,
-                    d.center_x + d.size_x / 2,
-                    d.center_y + d.size_y / 2,
-                ),
-            )
-            for d in msg.detections
-            if d.class_name == "person"
-        ]
-        self._people_boxes = (_stamp_s(msg.header.stamp), boxes)
+        stamp = header_stamp_ns(msg.header, self.get_clock().now().nanoseconds)
+        self._people_boxes = (stamp, person_boxes(msg))
 
     def _track_ids(self, frame: Frame, faces: list[Face]) -> list[int]:
-        stamp, people = self._people_boxes
-        fresh = abs(_stamp_s(frame.header.stamp) - stamp) <= self._param("detections_max_age_s")
+        stamp_ns, people = self._people_boxes
+        fresh = abs(frame.stamp_ns - stamp_ns) / 1e9 <= self._param("detections_max_age_s")
         return self._tracks.assign([f.box for f in faces], people if fresh else None, self._now())
 
     def _process_frame(self, stamped: Stamped[Frame]) -> None:
@@ -355,7 +358,30 @@ class MemoryNode(ManagedNode):
         self.get_logger().error(f"frame dropped: {self.last_error}", throttle_duration_sec=5.0)
 
     # ---------------------------------------------------------------- services
-    def _embeddings_from_images(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], list[bytes], int]:
+    # Enroll, Forget, ConfirmIdentity and Consolidate run on the ServiceHost thread, ListPeople on the
+    # executor. A refused request gets success false and the reason (shortened) in its message.
+    def _request_images(self, request: Enroll.Request) -> Iterator[np.ndarray]:
+        """The request's pictures, decoded one at a time; counts, sizes and paths are all checked
+        before the first is decoded."""
+        limits = self.memory.config.requests
+        count = len(request.images) + len(request.image_paths)
+        if count > limits.max_images:
+            raise MemoryRequestError(
+                f"{count} images in one request, more than the {limits.max_images} allowed "
+                f"(memory.requests.max_images); enrol with fewer pictures"
+            )
+        for i, msg in enumerate(request.images):
+            check_pixels(msg.width, msg.height, limits.max_image_pixels, f"images[{i}]")
+        for path in request.image_paths:
+            self._image_files.resolve(path)
+        for msg in request.images:
+            yield to_bgr8(image_to_numpy(msg), msg.encoding)
+        for path in request.image_paths:
+            yield self._image_files.read(path)
+
+    def _embeddings_from_images(
+        self, images: Iterator[np.ndarray]
+    ) -> tuple[list[np.ndarray], list[bytes], int]:
         """Embeddings of the largest good face of each image, its JPEG crop, and the rejected count."""
         embeddings, crops, rejected = [], [], 0
         for bgr in images:
@@ -374,39 +400,36 @@ class MemoryNode(ManagedNode):
     def _enroll(self, request: Enroll.Request, response: Enroll.Response) -> Enroll.Response:
         sources = (request.track_id >= 0) + bool(request.images) + bool(request.image_paths)
         try:
+            self._enroll_limit.take()
             if sources != 1:
                 raise MemoryRequestError("give exactly one source: track_id, images or image_paths")
+            name = self.memory.enrolment_name(request.name, request.consent)
             if request.track_id >= 0:
-                pid, added = self.memory.enroll_track(
-                    request.track_id, request.name, request.consent, self._now()
-                )
+                pid, added = self.memory.enroll_track(request.track_id, name, True, self._now())
                 rejected = 0
             else:
-                images = [to_bgr8(image_to_numpy(m), m.encoding) for m in request.images]
-                for path in request.image_paths:
-                    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-                    if bgr is None:
-                        raise MemoryRequestError(f"cannot read image file {path!r}")
-                    images.append(bgr)
-                embeddings, crops, rejected = self._embeddings_from_images(images)
-                pid, added = self.memory.enroll(request.name, request.consent, embeddings, self._now(), crops)
-        except (MemoryRequestError, ImageFormatError) as error:
-            response.success, response.message = False, str(error)
+                embeddings, crops, rejected = self._embeddings_from_images(self._request_images(request))
+                pid, added = self.memory.enroll(name, True, embeddings, self._now(), crops)
+                rejected += len(embeddings) - added  # faces that do not look like the named person
+        except (MemoryRequestError, InvalidMessageError) as error:
+            response.success, response.message = False, shorten(error)
             return response
         response.success, response.person_id = True, pid
         response.samples_added, response.samples_rejected = added, rejected
-        response.message = f"enrolled {request.name}: {added} samples stored, {rejected} faces rejected"
+        response.message = f"enrolled {name}: {added} samples stored, {rejected} faces rejected"
         self.get_logger().info(f"enrolled person {pid}: {added} samples")
         return response
 
     def _forget(self, request: Forget.Request, response: Forget.Response) -> Forget.Response:
         try:
+            self._forget_limit.take()
             pid = self.memory.resolve(request.person_id, request.display_name)
             self.memory.forget(pid, self._now())
         except MemoryRequestError as error:
-            response.success, response.message = False, str(error)
+            response.success, response.message = False, shorten(error)
             return response
         self._publish_events()
+        self.get_logger().info(f"forgot person {pid}")
         response.success, response.person_id = True, pid
         response.message = "forgotten: removed from every tier, the index, the archive and the store files"
         return response
@@ -440,7 +463,7 @@ class MemoryNode(ManagedNode):
             )
             response.success = True
         except MemoryRequestError as error:
-            response.success, response.message = False, str(error)
+            response.success, response.message = False, shorten(error)
         self._publish_events()
         return response
 
@@ -450,7 +473,7 @@ class MemoryNode(ManagedNode):
 
     # ---------------------------------------------------------------- diagnostics
     def _reset_stats(self) -> None:
-        self.malformed = self.errors = self.frames_processed = self.events_published = 0
+        self.errors = self.frames_processed = self.events_published = 0
         self.last_error = ""
         self.face_ms = LatencyWindow(100)
         self.provisional_ms = LatencyWindow(100)
@@ -465,7 +488,6 @@ class MemoryNode(ManagedNode):
             "max_rate_hz": self._frames.max_rate_hz if self._frames else 0.0,
             "skipped_newer_frame": self._frames.slot.skipped if self._frames else 0,
             "lookups_dropped": self._lookups.dropped if self._lookups else 0,
-            "malformed_dropped": self.malformed,
             "errors": self.errors,
             "last_error": self.last_error,
             "camera_deadline_misses": sub.health.deadline_misses if sub else 0,

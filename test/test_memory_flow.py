@@ -120,13 +120,15 @@ def test_tentative_asks_and_confirmation_feeds_memory(tmp_path, rng):
     assert events
     assert events[0].kind == EventKind.ARE_YOU
     assert events[0].text == "Are you Alice?"
-    memory.confirm(5, pid, confirmed=False, now=3.0)
-    matches = _see(memory, 5, lookalike, rng, start=4.0, frames=3)
-    assert all(m.person_id != pid for m in matches[1:])
-    _see(memory, 6, lookalike, rng, start=8.0, frames=2)
+    identity_5 = memory.recent.get(5).identity  # what the memory asked about
+    assert (identity_5.person_id, identity_5.band) == (pid, Band.TENTATIVE)
     before = len(memory.people[pid].samples)
-    memory.confirm(6, pid, confirmed=True, now=9.0)
-    assert len(memory.people[pid].samples) > before
+    assert "3 of its samples joined" in memory.confirm(5, pid, confirmed=True, now=3.0)
+    assert len(memory.people[pid].samples) == before + 3
+    _see(memory, 6, lookalike, rng, start=4.0, frames=3)
+    memory.confirm(6, pid, confirmed=False, now=6.0)
+    matches = _see(memory, 6, lookalike, rng, start=7.0, frames=3)
+    assert all(m.person_id != pid for m in matches[1:])
     with pytest.raises(MemoryRequestError, match="no person 'nobody'"):
         memory.confirm(6, "nobody", True, now=9.0)
     memory.close()

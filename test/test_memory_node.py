@@ -16,7 +16,7 @@ import yaml
 from sensor_msgs.msg import Image
 
 from harness import wait_for
-from humanoid_common.assets import asset_path
+from humanoid_common.assets import asset_path, assets_dir
 from humanoid_common.images import numpy_to_image
 from humanoid_common.qos import load_qos_config
 from humanoid_stack.msg import MemoryEvent, PersonArray
@@ -31,6 +31,7 @@ CONFIG = {
         "voting": {"window": 5, "known_votes": 2, "min_votes": 2},
         "strangers": {"min_samples": 3, "min_span_s": 0.5},
         "events": {"welcome_back_after_s": 3.0, "left_after_s": 2.0},
+        "requests": {"image_dirs": [str(assets_dir())]},  # the enrolment photos
     }
 }
 
