@@ -8,7 +8,7 @@ STAMPS := $(VENV)/.stamps
 # Tests pick their own ROS domain; other variables of an outer ROS wheel venv must not leak in.
 RUN := env -u _ROS_WHEELS_BOOTSTRAP_COMPLETE -u LD_LIBRARY_PATH
 
-.PHONY: setup test test-fast lint bench demo clean
+.PHONY: setup test test-fast lint bench demo fuzz clean
 .DELETE_ON_ERROR:
 
 setup: $(STAMPS)/editable $(STAMPS)/assets $(STAMPS)/lerobot $(STAMPS)/bags
@@ -56,6 +56,11 @@ bench: setup
 	$(RUN) $(PY) bench/perception.py
 	$(RUN) $(PY) bench/memory.py
 	$(RUN) $(PY) bench/vla.py
+
+# The long fuzz run (docs/fuzz.md): 2,000 messages per topic of every node; prints the table and
+# writes it to out/fuzz/table.md. `make test` runs the same suite with 200.
+fuzz: setup
+	$(RUN) FUZZ_MESSAGES=2000 $(PY) -m pytest test/fuzz -o timeout=1800
 
 # The whole stack on bundled data: out/demo.mp4 and out/report.md (docs/bringup.md).
 demo: setup
