@@ -6,18 +6,14 @@ Alice returns and is welcomed back; then she is forgotten without a trace in the
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import yaml
-from sensor_msgs.msg import Image
+from memory_helpers import Camera, call, face_crop, frame
 
 from harness import wait_for
 from humanoid_common.assets import asset_path, assets_dir
-from humanoid_common.images import numpy_to_image
 from humanoid_common.qos import load_qos_config
 from humanoid_stack.msg import MemoryEvent, PersonArray
 from humanoid_stack.srv import Enroll, Forget, ListPeople
@@ -36,54 +32,6 @@ CONFIG = {
 }
 
 
-def _face_crop(name: str, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The face region of a bundled photo with some margin, scaled to 180 px high."""
-    image = cv2.imread(str(asset_path(name)))
-    x1, y1, x2, y2 = box
-    w, h = x2 - x1, y2 - y1
-    crop = image[max(y1 - h // 2, 0) : y2 + h // 2, max(x1 - w // 2, 0) : x2 + w // 2]
-    return cv2.resize(crop, (int(180 * crop.shape[1] / crop.shape[0]), 180))
-
-
-def _frame(face: np.ndarray | None) -> np.ndarray:
-    canvas = np.full((480, 640, 3), 90, np.uint8)
-    if face is not None:
-        canvas[150 : 150 + face.shape[0], 200 : 200 + face.shape[1]] = face
-    return canvas
-
-
-class Camera:
-    """Publishes the current scene at 5 Hz from a thread until stopped."""
-
-    def __init__(self, node) -> None:
-        self.scene: np.ndarray = _frame(None)
-        self._pub = node.create_publisher(
-            Image, "/camera/image_raw", load_qos_config().profile("/camera/image_raw")
-        )
-        self._node = node
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            header = numpy_to_image(self.scene, "bgr8").header
-            header.stamp = self._node.get_clock().now().to_msg()
-            self._pub.publish(numpy_to_image(self.scene, "bgr8", header))
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-
-def _call(node, srv_type, name: str, request, timeout: float = 60.0):
-    client = node.create_client(srv_type, name)
-    wait_for(lambda: client.service_is_ready(), 30, f"service {name}")
-    future = client.call_async(request)
-    wait_for(future.done, timeout, f"the answer of {name}")
-    return future.result()
-
-
 def test_acceptance_scenario_over_topics(ros, processes, tmp_path: Path):
     config = tmp_path / "memory.yaml"
     config.write_text(yaml.safe_dump(CONFIG))
@@ -94,8 +42,8 @@ def test_acceptance_scenario_over_topics(ros, processes, tmp_path: Path):
         "-p", f"config_file:={config}", "-p", f"data_dir:={data}",
         "-p", "use_detections:=false", "-p", "tick_period_s:=0.2",
     ]  # fmt: skip
-    alice = _face_crop("face_obama2.jpg", (208, 227, 469, 635))
-    stranger = _face_crop("face_biden.jpg", (424, 159, 711, 563))
+    alice = face_crop("face_obama2.jpg", (208, 227, 469, 635))
+    stranger = face_crop("face_biden.jpg", (424, 159, 711, 563))
 
     node = ros.node("scenario")
     events: list[MemoryEvent] = ros.collect(
@@ -116,32 +64,32 @@ def test_acceptance_scenario_over_topics(ros, processes, tmp_path: Path):
         )
         assert proc.poll() is None, processes.log(proc)
         photos = [str(asset_path("face_obama.jpg")), str(asset_path("face_obama3.jpg"))]
-        reply = _call(
+        reply = call(
             node, Enroll, "/memory/enroll", Enroll.Request(name="Alice", consent=True, image_paths=photos)
         )
         assert reply.success, reply.message
         assert reply.samples_added == 2
         alice_id = reply.person_id
 
-        camera.scene = _frame(alice)  # Alice arrives: first sight since enrolment
+        camera.scene = frame(alice)  # Alice arrives: first sight since enrolment
         wait_for(lambda: seen(E.WELCOME_BACK), 60, "welcome back, Alice", interval=0.1)
         refined = [p for p in people if not p.provisional and p.people and p.people[0].band == 2]
         assert refined[-1].people[0].display_name == "Alice"
         assert refined[-1].embedding_model == "w600k_mbf"
         assert any(p.provisional for p in people)
-        camera.scene = _frame(None)  # Alice leaves
+        camera.scene = frame(None)  # Alice leaves
         wait_for(lambda: seen(E.LEFT), 30, "Alice left", interval=0.1)
-        camera.scene = _frame(stranger)  # a stranger comes and stays long enough to be remembered
+        camera.scene = frame(stranger)  # a stranger comes and stays long enough to be remembered
         wait_for(lambda: seen(E.NEW_PERSON, 2), 90, "a new (then provisional) person", interval=0.1)
-        camera.scene = _frame(None)
+        camera.scene = frame(None)
         wait_for(lambda: seen(E.LEFT, 2), 30, "the stranger left", interval=0.1)
         assert processes.stop(proc) == 0
 
         proc = processes.start(args, "memory_node_2", env=env)  # restart: memory from the store
         wait_for(lambda: node.count_publishers("/memory/people") >= 1, 60, "the restarted node")
-        camera.scene = _frame(alice)
+        camera.scene = frame(alice)
         wait_for(lambda: seen(E.WELCOME_BACK, 2), 60, "welcome back after the restart", interval=0.1)
-        camera.scene = _frame(None)
+        camera.scene = frame(None)
 
         got = [(e.type, e.display_name) for e in events]
         assert got[:6] == [
@@ -157,13 +105,13 @@ def test_acceptance_scenario_over_topics(ros, processes, tmp_path: Path):
         assert events[3].person_id == events[4].person_id != ""
         assert events[5].absent_s > 3.0
 
-        listed = _call(node, ListPeople, "/memory/list_people", ListPeople.Request(include_provisional=True))
+        listed = call(node, ListPeople, "/memory/list_people", ListPeople.Request(include_provisional=True))
         assert {(p.display_name, p.provisional) for p in listed.people} == {("Alice", False), ("", True)}
-        reply = _call(node, Forget, "/memory/forget", Forget.Request(display_name="Alice"))
+        reply = call(node, Forget, "/memory/forget", Forget.Request(display_name="Alice"))
         assert reply.success, reply.message
         assert reply.person_id == alice_id
         wait_for(lambda: seen(E.FORGOTTEN), 10, "the forgotten event")
-        listed = _call(node, ListPeople, "/memory/list_people", ListPeople.Request(include_provisional=True))
+        listed = call(node, ListPeople, "/memory/list_people", ListPeople.Request(include_provisional=True))
         assert [p.display_name for p in listed.people] == [""]
         for path in data.iterdir():
             blob = path.read_bytes()
