@@ -34,7 +34,7 @@ from tabletop_sim.world import JOINT_NAMES, SuccessSpec, World
 MAX_PHYSICS_STEP_S = 0.02  # a late timer tick is integrated in steps no longer than this
 MAX_COMMAND_POINTS = 1000  # a trajectory longer than this is refused, not walked through
 MAX_NAME_CHARS = 64  # of a joint name
-MAX_INSTRUCTION_CHARS = 500
+MAX_INSTRUCTION_CHARS = 2000  # as vla_node: the sim knows the target of every instruction it acts on
 
 PARAMETERS = {  # name: (default, description)
     "seed": (-1, "layout seed: the same seed gives the same sequence of layouts (-1: random)"),
