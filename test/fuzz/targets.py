@@ -228,7 +228,7 @@ class SimObserver:
 
     def output(self) -> str:
         wait_for(lambda: self.status.get("objects"), OUTPUT_TIMEOUT_S, "/sim/status")
-        name = random.Random(len(self.bad_states)).choice(sorted(self.status["objects"]))
+        name = next(o for o in sorted(self.status["objects"]) if o != self.status["target"])  # a new target
         self.session.publish("/vla/instruction", String(data=instruction_for(name)))
         wait_for(lambda: self.status["target"] == name, OUTPUT_TIMEOUT_S, f"/sim/status naming {name}")
         return f"status names the target {name!r} (episode {self.status['episode']})"
@@ -502,21 +502,31 @@ def table_image(rng: random.Random) -> Image:
 
 
 class VlaObserver:
-    """After enabling, commands must follow valid camera images and joint states; every command the
-    node published (/vla/commanded_joint_states: positions, the step's velocities, the stamp) must
-    meet the safety invariant (test/safety_invariant.py)."""
+    """After enabling, commands must follow valid camera images and joint states. Every command the
+    node published must meet the safety invariant (test/safety_invariant.py), checked on its record
+    /vla/commanded_joint_states (positions, the step's velocities, the stamp); every /vla/joint_command
+    must have that record (the same positions)."""
 
     def __init__(self, session: Session, arm: ArmFollower) -> None:
         self.session, self.arm = session, arm
         self.commands: list[Command] = []
+        self.sent_positions: list[tuple[float, ...]] = []  # of /vla/joint_command
         self.enable = session.node.create_client(SetBool, "/vla/enable")
-        topic = "/vla/commanded_joint_states"
-        session.node.create_subscription(JointState, topic, self._on_command, session.qos.profile(topic))
+        for topic, msg_type, callback in (
+            ("/vla/commanded_joint_states", JointState, self._on_record),
+            ("/vla/joint_command", JointTrajectory, self._on_command),
+        ):
+            qos = session.qos.profile(topic)
+            qos.depth = 1000  # this checker must see every message, even while the fuzzer keeps it busy
+            session.node.create_subscription(msg_type, topic, callback, qos)
 
-    def _on_command(self, msg: JointState) -> None:
+    def _on_record(self, msg: JointState) -> None:
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         self.commands.append(Command(stamp, np.asarray(msg.position), np.asarray(msg.velocity)))
         self.arm.position = list(msg.position)
+
+    def _on_command(self, msg: JointTrajectory) -> None:
+        self.sent_positions += [tuple(point.positions) for point in msg.points]
 
     def output(self) -> str:
         before = len(self.commands)
@@ -526,7 +536,8 @@ class VlaObserver:
         deadline = time.monotonic() + OUTPUT_TIMEOUT_S
         tick = 0
         while len(self.commands) - before < VLA_RATE_HZ:  # a second of commands
-            assert time.monotonic() < deadline, f"no commands after enabling: {answers[-1:]}"
+            replies = [future.result().message for future in answers if future.done()]
+            assert time.monotonic() < deadline, f"no commands after enabling; /vla/enable said {replies[-1:]}"
             self.session.publish("/joint_states", self.arm.joint_state(rng))
             if tick % 3 == 0:
                 self.session.publish("/camera/image_raw", table_image(rng))
@@ -539,7 +550,10 @@ class VlaObserver:
 
     def violations(self) -> list[str]:
         limits = StreamLimits.of([VLA_LIMITS[name] for name in JOINT_NAMES], 1 / VLA_RATE_HZ, STAMP_SLACK_S)
-        return check_command_stream(list(self.commands), limits)
+        recorded = {tuple(c.positions) for c in self.commands}
+        unrecorded = [p for p in self.sent_positions if p not in recorded]
+        missing = [f"/vla/joint_command {p} has no commanded_joint_states record" for p in unrecorded]
+        return check_command_stream(list(self.commands), limits) + missing
 
 
 VLA_ARGS = ["-m", "vla_node.node", "--ros-args", "-p", "policy:=reference:vla_node/models/reference",
