@@ -12,6 +12,7 @@ the memory's own locks with the rest of the node).
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,9 @@ class ServiceHost:
         self._wake = self.node.create_guard_condition(lambda: None)
         self._thread = threading.Thread(target=self._spin, name=name, daemon=True)
         self._thread.start()
+        # A node whose start was interrupted (Ctrl-C before run_nodes holds it) is never destroyed;
+        # a thread still inside rclpy when the interpreter exits aborts the process.
+        atexit.register(self.close)
 
     def _spin(self) -> None:
         try:
@@ -56,6 +60,7 @@ class ServiceHost:
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop after the request in progress (if any), then free the node."""
+        atexit.unregister(self.close)
         self._stop.set()
         # Always: Ctrl-C shuts the context down without waking this thread's executor (rclpy 7.1).
         self._wake.trigger()
