@@ -27,6 +27,8 @@ class ServiceHost:
 
     def __init__(self, owner: ManagedNode) -> None:
         name = f"{owner.get_name()}_services"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, name=name, daemon=True)
         # The same context, namespace and remapping rules as its owner; its own name even where the
         # command line renames every node of the process (a global __node remap).
         self.node = ManagedNode(
@@ -38,14 +40,13 @@ class ServiceHost:
             enable_communication_interface=False,
         )
         self._executor = SingleThreadedExecutor(context=owner.context)
-        self._executor.add_node(self.node)
-        self._stop = threading.Event()
-        self._wake = self.node.create_guard_condition(lambda: None)
-        self._thread = threading.Thread(target=self._spin, name=name, daemon=True)
-        self._thread.start()
-        # A node whose start was interrupted (Ctrl-C before run_nodes holds it) is never destroyed;
-        # a thread still inside rclpy when the interpreter exits aborts the process.
+        # Also at interpreter exit: a node whose start was interrupted (Ctrl-C before run_nodes holds
+        # it) is never destroyed, and a thread left inside rclpy (or an executor never shut down)
+        # then aborts the process.
         atexit.register(self.close)
+        self._executor.add_node(self.node)
+        self._wake = self.node.create_guard_condition(lambda: None)
+        self._thread.start()
 
     def _spin(self) -> None:
         try:
@@ -62,8 +63,9 @@ class ServiceHost:
         """Stop after the request in progress (if any), then free the node."""
         atexit.unregister(self.close)
         self._stop.set()
-        # Always: Ctrl-C shuts the context down without waking this thread's executor (rclpy 7.1).
-        self._wake.trigger()
-        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            # Woken by us: a shut-down context does not wake this thread's executor (rclpy 7.1).
+            self._wake.trigger()
+            self._thread.join(timeout_s)
         self._executor.shutdown(timeout_sec=0)
         self.node.destroy_node()
