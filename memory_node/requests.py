@@ -118,7 +118,7 @@ class ImageFiles:
             width, height = PilImage.open(io.BytesIO(data)).size
         except PilImage.DecompressionBombError as error:
             raise MemoryRequestError(f"image file {quoted(path)} declares too many pixels: {error}") from None
-        except (OSError, ValueError):
+        except Exception:  # Pillow's own errors, or a wrapper's (Ultralytics replaces Image.open)
             raise MemoryRequestError(
                 f"image file {quoted(path)} is not a picture in a known format (JPEG, PNG, ...)"
             ) from None
