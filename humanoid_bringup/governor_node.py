@@ -15,12 +15,10 @@ import sys
 import time
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
@@ -34,9 +32,8 @@ from humanoid_common.watch import WatchedSubscription, inputs_status
 
 #: A DiagnosticArray with more statuses than this is refused (a node publishes a handful).
 MAX_STATUSES = 1000
-#: How long a stopping governor waits for the nodes to take back their profile's rates.
+#: How long a governor being destroyed waits for the nodes to take back their profile's rates.
 RESTORE_TIMEOUT_S = 3.0
-RESEND_S = 0.5
 
 DEFAULTS = GovernorConfig(perception_rates=(5.0, 2.0, 1.0), memory_rates=(2.0, 1.0, 0.5))
 PARAMETERS: dict[str, tuple[Any, str]] = {
@@ -66,38 +63,6 @@ def _rate_request(rate: float) -> SetParameters.Request:
     return SetParameters.Request(parameters=[ParameterMsg(name="max_rate_hz", value=_double(rate))])
 
 
-def set_rates_from_own_context(
-    services: dict[str, str], rates: dict[str, float], timeout_s: float
-) -> list[str]:
-    """Set `max_rate_hz` through each role's resolved set_parameters service from a short-lived rclpy
-    context of its own (Ctrl-C has already shut the node's context down by the time it is destroyed);
-    the roles whose node took the rate within `timeout_s`. A request is sent again every
-    RESEND_S: a new client may see the service before the service's answers can reach it."""
-    context = Context()
-    rclpy.init(context=context, args=[])
-    executor = SingleThreadedExecutor(context=context)
-    deadline = time.monotonic() + timeout_s
-    restored: list[str] = []
-    try:
-        node = rclpy.create_node("governor_restoring_rates", context=context)
-        executor.add_node(node)
-        clients = {role: node.create_client(SetParameters, service) for role, service in services.items()}
-        while clients and time.monotonic() < deadline:
-            for role, client in list(clients.items()):
-                if not client.service_is_ready():
-                    continue
-                future = client.call_async(_rate_request(rates[role]))
-                executor.spin_until_future_complete(future, timeout_sec=RESEND_S)
-                if future.done() and future.result().results and future.result().results[0].successful:
-                    restored.append(role)
-                    del clients[role]
-            time.sleep(0.05)
-    finally:
-        executor.shutdown()
-        context.try_shutdown()
-    return restored
-
-
 class GovernorNode(ManagedNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("governor", **kwargs)
@@ -108,6 +73,7 @@ class GovernorNode(ManagedNode):
         self.sent: dict[str, float] = {}  # node → rate last acknowledged
         self._rate_clients: dict[str, Any] = {}
         self._timer_handles: list[Any] = []
+        self._restoring: dict[str, Any] = {}  # role → request for the profile's rate, sent when stopping
         self._diagnostics_sub: WatchedSubscription | None = None
         self._diagnostics: DiagnosticsPublisher | None = None
         self.platform = PlatformInfo(None, False, 0, False)
@@ -140,7 +106,6 @@ class GovernorNode(ManagedNode):
             role: self.create_client(SetParameters, f"{self._param(role)}/set_parameters")
             for role in ("perception_node", "memory_node")
         }
-        self._rate_services = {role: client.service_name for role, client in self._rate_clients.items()}
         self._diagnostics = DiagnosticsPublisher(self, "governor", 1.0)
         self._diagnostics.add("load", self._status)
         self._diagnostics.add("inputs", inputs_status(lambda: [s for s in (self._diagnostics_sub,) if s]))
@@ -165,28 +130,45 @@ class GovernorNode(ManagedNode):
         if self._diagnostics_sub is not None:
             self._diagnostics_sub.destroy()
             self._diagnostics_sub = None
-        self._restore_rates()
+        self._restoring = self._restore_rates()
 
-    def _restore_rates(self) -> None:
-        """Ask for the profile's rates when stopping: nobody would bring back the load shed. On a
-        deactivate the node's own clients send them; after Ctrl-C (the context is shut down) a
-        short-lived context of its own does, waiting up to RESTORE_TIMEOUT_S for the answers."""
+    def _restore_rates(self) -> dict[str, Any]:
+        """Ask for the profile's rates when stopping (deactivate, shutdown, Ctrl-C): nobody would bring
+        back the load shed. The requests (role → future) when some rate was lowered."""
         if self.governor is None:
-            return
+            return {}
         self.governor.release()
         rates = self.governor.rates()
-        shed = {role: rate for role, rate in rates.items() if self.sent.get(role, rate) != rate}
+        shed = {role: rate for role, rate in rates.items() if self.sent.get(role, rate) != rate}  # answered
         if not shed:
-            return
+            return {}
+        if not self.context.ok():
+            self.get_logger().warning(f"the ROS context is shut down: cannot restore the rates {shed}")
+            return {}
         self.get_logger().info(f"stopping: restoring the profile's rates {shed}")
-        if self.context.ok():
-            self._send_rates()
-            return
-        services = {role: self._rate_services[role] for role in shed}
-        restored = set_rates_from_own_context(services, rates, RESTORE_TIMEOUT_S)
-        self.sent |= {role: rates[role] for role in restored}
-        if missing := sorted(set(shed) - set(restored)):
-            self.get_logger().warning(f"no answer from {missing}: their rates were not restored")
+        return self._send_rates()
+
+    def destroy_node(self) -> None:
+        """Going for good: the process's executor has stopped, so spin here until the nodes have
+        answered the restoring requests of stop_input (at most RESTORE_TIMEOUT_S), then destroy."""
+        self.stop_input()
+        if self._restoring:
+            executor = SingleThreadedExecutor(context=self.context)
+            executor.add_node(self)
+            deadline = time.monotonic() + RESTORE_TIMEOUT_S
+            for future in self._restoring.values():
+                executor.spin_until_future_complete(future, timeout_sec=max(0.0, deadline - time.monotonic()))
+            executor.remove_node(self)
+            executor.shutdown()
+            rates = self.governor.rates()
+            for role, future in self._restoring.items():  # its done-callback would need another spin
+                if future.done():
+                    self._acknowledged(role, rates[role], future)
+                else:
+                    self.get_logger().warning(
+                        f"no answer from {self._param(role)}: its rate may stay lowered"
+                    )
+        super().destroy_node()
 
     def release(self) -> None:
         for client in self._rate_clients.values():
@@ -227,13 +209,17 @@ class GovernorNode(ManagedNode):
             self._send_rates()
 
     # ---------------------------------------------------------------- outputs
-    def _send_rates(self) -> None:
+    def _send_rates(self) -> dict[str, Any]:
+        """Send the current level's rates to the nodes that serve; the requests (role → future)."""
+        futures = {}
         for role, rate in self.governor.rates().items():
             client = self._rate_clients.get(role)
             if client is None or not client.service_is_ready():
                 continue
             future = client.call_async(_rate_request(rate))
             future.add_done_callback(lambda f, role=role, rate=rate: self._acknowledged(role, rate, f))
+            futures[role] = future
+        return futures
 
     def _acknowledged(self, role: str, rate: float, future: Any) -> None:
         result = future.result()
