@@ -21,6 +21,7 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from humanoid_common.allocator import keep_large_buffers
@@ -48,7 +49,6 @@ class ManagedNode(LifecycleNode):
             ParameterDescriptor(description="Configure and activate at start-up (false: wait for a manager)"),
         )
         self.autostart_ok = True
-        self._service_log = KeyedThrottle(SERVICE_LOG_PERIOD_S)
         self._live: dict[str, tuple[Callable[[Any], str | None], Callable[[Any], None]]] = {}
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -73,27 +73,8 @@ class ManagedNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     def create_guarded_service(self, srv_type: Any, name: str, callback: Callable[[Any, Any], Any], **kwargs):
-        """`create_service` whose callback cannot end the node: an exception (a bug, or a request
-        nobody foresaw) becomes a failed response (`success` false and the reason in `message`,
-        where the response has them), logged at most once per period per service."""
-
-        def guarded(request: Any, response: Any) -> Any:
-            try:
-                return callback(request, response)
-            except Exception as error:
-                reason = shorten(f"{type(error).__name__}: {error}")
-                allowed, suppressed = self._service_log.allow(name)
-                if allowed:
-                    more = f" ({suppressed} more since the last report)" if suppressed else ""
-                    self.get_logger().error(f"service {name} failed on a request: {reason}{more}")
-                fresh = srv_type.Response()
-                if hasattr(fresh, "success"):
-                    fresh.success = False
-                if hasattr(fresh, "message"):
-                    fresh.message = f"internal error, request not carried out: {reason}"
-                return fresh
-
-        return self.create_service(srv_type, name, guarded, **kwargs)
+        """`create_guarded_service` on this node."""
+        return create_guarded_service(self, srv_type, name, callback, **kwargs)
 
     def autostart(self) -> None:
         self._warn_undeclared_overrides()
@@ -136,6 +117,33 @@ class ManagedNode(LifecycleNode):
         self.stop_input()
         self.release()
         super().destroy_node()
+
+
+def create_guarded_service(
+    node: Node, srv_type: Any, name: str, callback: Callable[[Any, Any], Any], **kwargs: Any
+) -> Any:
+    """`node.create_service` whose callback cannot end the node: an exception (a bug, or a request
+    nobody foresaw) becomes a failed response (`success` false and the reason in `message`, where the
+    response has them), logged at most once per SERVICE_LOG_PERIOD_S."""
+    throttle = KeyedThrottle(SERVICE_LOG_PERIOD_S)
+
+    def guarded(request: Any, response: Any) -> Any:
+        try:
+            return callback(request, response)
+        except Exception as error:
+            reason = shorten(f"{type(error).__name__}: {error}")
+            allowed, suppressed = throttle.allow(name)
+            if allowed:
+                more = f" ({suppressed} more since the last report)" if suppressed else ""
+                node.get_logger().error(f"service {name} failed on a request: {reason}{more}")
+            fresh = srv_type.Response()
+            if hasattr(fresh, "success"):
+                fresh.success = False
+            if hasattr(fresh, "message"):
+                fresh.message = f"internal error, request not carried out: {reason}"
+            return fresh
+
+    return node.create_service(srv_type, name, guarded, **kwargs)
 
 
 class _StopRequested(Exception):  # noqa: N818 (a request, not an error)

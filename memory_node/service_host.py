@@ -18,26 +18,29 @@ from collections.abc import Callable
 from typing import Any
 
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
 
-from humanoid_common.lifecycle import ManagedNode
+from humanoid_common.lifecycle import create_guarded_service
 
 
 class ServiceHost:
     """A helper node `<owner>_services` with its own executor thread; `close()` stops and frees it."""
 
-    def __init__(self, owner: ManagedNode) -> None:
+    def __init__(self, owner: Node) -> None:
         name = f"{owner.get_name()}_services"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, name=name, daemon=True)
         # The same context, namespace and remapping rules as its owner; its own name even where the
-        # command line renames every node of the process (a global __node remap).
-        self.node = ManagedNode(
+        # command line renames every node of the process (a global __node remap). A plain node with
+        # nothing but the hosted services (and its log): no parameters, lifecycle or type services.
+        self.node = Node(
             name,
             context=owner.context,
             namespace=owner.get_namespace(),
             cli_args=["--ros-args", "-r", f"__node:={name}"],
             start_parameter_services=False,
-            enable_communication_interface=False,
+            parameter_overrides=[Parameter("start_type_description_service", value=False)],
         )
         self._executor = SingleThreadedExecutor(context=owner.context)
         # Also at interpreter exit: a node whose start was interrupted (Ctrl-C before run_nodes holds
@@ -57,7 +60,7 @@ class ServiceHost:
 
     def add(self, srv_type: Any, name: str, callback: Callable[[Any, Any], Any]) -> None:
         """A service on the helper node; an exception in `callback` becomes a failed response."""
-        self.node.create_guarded_service(srv_type, name, callback)
+        create_guarded_service(self.node, srv_type, name, callback)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop after the request in progress (if any), then free the node."""
