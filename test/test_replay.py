@@ -34,7 +34,7 @@ from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
 from harness import REPO, wait_for
-from humanoid_common.assets import asset_path
+from humanoid_common.assets import asset_path, assets_dir
 from humanoid_common.qos import load_qos_config
 from humanoid_stack.msg import DetectionArray, MemoryEvent
 from humanoid_stack.srv import Enroll
@@ -227,6 +227,7 @@ MEMORY_CONFIG = {
         "voting": {"window": 5, "known_votes": 2, "min_votes": 2},
         "strangers": {"min_samples": 3, "min_span_s": 0.5},
         "events": {"welcome_back_after_s": 3.0, "left_after_s": 1.5},
+        "requests": {"image_dirs": [str(assets_dir())]},  # enrolment photos come from the assets
     }
 }
 
