@@ -28,7 +28,9 @@ RATES_HZ = (24.0, 50.0, 100.0)
 def joint_limits(draw) -> JointLimit:
     lower = draw(st.sampled_from([-math.inf, -3.0, -1.2, -0.1, 0.0]))
     width = draw(st.sampled_from([0.05, 0.5, 2.0, 5.0]))
-    upper = math.inf if lower == -math.inf and draw(st.booleans()) else (lower + width if lower > -10 else 1.0)
+    upper = (
+        math.inf if lower == -math.inf and draw(st.booleans()) else (lower + width if lower > -10 else 1.0)
+    )
     velocity = draw(st.sampled_from([0.1, 0.5, 2.0, 10.0]))
     acceleration = draw(st.sampled_from([0.5, 5.0, 25.0, 500.0, math.inf]))
     return JointLimit(lower, upper, velocity, acceleration)
