@@ -21,12 +21,14 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from humanoid_common.validation import InvalidMessageError, quoted
+from humanoid_common.validation import InvalidMessageError, bounded_text, quoted
 
 __all__ = [
     "MAX_IMAGE_DIM",
     "SUPPORTED_ENCODINGS",
     "ImageFormatError",
+    "check_compressed",
+    "compressed_size",
     "compressed_to_numpy",
     "image_to_numpy",
     "numpy_to_compressed",
@@ -36,6 +38,12 @@ __all__ = [
 
 #: Largest accepted width or height in pixels; anything bigger is treated as a corrupt message.
 MAX_IMAGE_DIM = 8192
+#: Most pixels a compressed image may declare: a 4096x4096 frame decodes to 48 MiB of BGR. A JPEG or
+#: PNG of a few hundred bytes can declare 65535x65535 (a decompression bomb), so the size is read
+#: from the file's own header before anything is decoded.
+MAX_COMPRESSED_PIXELS = 4096 * 4096
+#: Longest CompressedImage.format accepted (image_transport writes e.g. "rgb8; jpeg compressed bgr8").
+MAX_FORMAT_CHARS = 256
 
 
 class ImageFormatError(InvalidMessageError):
@@ -256,11 +264,76 @@ def numpy_to_compressed(
     return msg
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_START = b"\xff\xd8"
+# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic): they carry the size.
+_JPEG_FRAME_MARKERS = frozenset({*range(0xC0, 0xD0)} - {0xC4, 0xC8, 0xCC})  # not DHT, JPG, DAC
+# Markers without a length field: TEM and the restart markers.
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+
+
+def _jpeg_size(data: memoryview) -> tuple[int, int]:
+    """(width, height) from a JPEG's start-of-frame segment, walking the segments before it."""
+    pos = len(_JPEG_START)
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ImageFormatError(f"JPEG segment at byte {pos} does not start with 0xFF")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            pos += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, or image data, before any frame header
+            break
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if length < 2:
+            raise ImageFormatError(f"JPEG segment at byte {pos} has length {length}")
+        if marker in _JPEG_FRAME_MARKERS and pos + 9 <= len(data):
+            height = int.from_bytes(data[pos + 5 : pos + 7], "big")
+            width = int.from_bytes(data[pos + 7 : pos + 9], "big")
+            return width, height
+        pos += 2 + length
+    raise ImageFormatError("JPEG data has no frame header (SOF) giving its size")
+
+
+def compressed_size(data: Any) -> tuple[str, int, int]:
+    """(format, width, height) that a JPEG or PNG declares in its header, read without decoding.
+
+    Anything else raises ImageFormatError: OpenCV would decode other formats (TIFF, BMP, WebP, ...)
+    whatever CompressedImage.format says, so only these two get through.
+    """
+    view = _byte_view(data)
+    if bytes(view[:8]) == _PNG_SIGNATURE:
+        if len(view) < 24 or bytes(view[12:16]) != b"IHDR":
+            raise ImageFormatError("PNG data without an IHDR chunk giving its size")
+        return "png", int.from_bytes(view[16:20], "big"), int.from_bytes(view[20:24], "big")
+    if bytes(view[:2]) == _JPEG_START:
+        return ("jpeg", *_jpeg_size(view))
+    raise ImageFormatError(f"compressed image data of {len(view)} bytes is neither JPEG nor PNG")
+
+
+def check_compressed(msg: CompressedImage) -> None:
+    """Refuse a CompressedImage that is not a JPEG or PNG of a size a node can decode, reading the
+    size from the file's header before anything is decoded (compressed_to_numpy calls this too)."""
+    bounded_text(msg.format, "format", MAX_FORMAT_CHARS)
+    kind, width, height = compressed_size(msg.data)
+    if width <= 0 or height <= 0:
+        raise ImageFormatError(f"{kind} declares zero size: {width}x{height}")
+    if width > MAX_IMAGE_DIM or height > MAX_IMAGE_DIM or width * height > MAX_COMPRESSED_PIXELS:
+        raise ImageFormatError(
+            f"{kind} declares {width}x{height} pixels, more than {MAX_IMAGE_DIM} per side or "
+            f"{MAX_COMPRESSED_PIXELS} in all (a decompression bomb?)"
+        )
+
+
 def compressed_to_numpy(msg: CompressedImage, encoding: str = "bgr8") -> np.ndarray:
     """Decode a ``sensor_msgs/CompressedImage`` to bgr8/rgb8 (H, W, 3), mono8 or mono16 (H, W).
 
-    mono16 requires a 16-bit single-channel PNG. Raises ``ImageFormatError`` when the data is empty or
-    cannot be decoded.
+    mono16 requires a 16-bit single-channel PNG. Raises ``ImageFormatError`` when the data is empty, not
+    a JPEG or PNG, declares more pixels than a node should decode (``check_compressed``, before
+    decoding), or cannot be decoded.
     """
     if encoding not in _DECODE_ENCODINGS:
         raise ImageFormatError(
@@ -269,6 +342,7 @@ def compressed_to_numpy(msg: CompressedImage, encoding: str = "bgr8") -> np.ndar
     data = np.frombuffer(_byte_view(msg.data), dtype=np.uint8)
     if data.size == 0:
         raise ImageFormatError(f"compressed image (format {quoted(msg.format)}) has no data")
+    check_compressed(msg)
     if encoding == "mono16":
         flags = cv2.IMREAD_UNCHANGED
     elif encoding == "mono8":

@@ -19,6 +19,8 @@ MAX_LOGGED_CHARS = 200
 #: A stamp further than this ahead of the receiving node's clock is refused (clocks not in sync, or
 #: forged). Zero stamps are allowed: many drivers leave them empty.
 MAX_FUTURE_S = 60.0
+#: Longest frame_id accepted (nodes copy it into what they publish).
+MAX_FRAME_ID_CHARS = 256
 _NS = 1_000_000_000
 
 
@@ -55,6 +57,12 @@ def stamp_ns(stamp: Any, now_ns: int | None = None, *, what: str = "header.stamp
             f"(more than {MAX_FUTURE_S:g} s: clocks not synchronised, or a forged stamp)"
         )
     return ns
+
+
+def header_stamp_ns(header: Any, now_ns: int | None = None) -> int:
+    """A std_msgs/Header's stamp as nanoseconds (`stamp_ns`), after checking its frame_id's length."""
+    bounded_text(header.frame_id, "header.frame_id", MAX_FRAME_ID_CHARS)
+    return stamp_ns(header.stamp, now_ns)
 
 
 def finite_values(values: Sequence[float] | np.ndarray, what: str) -> np.ndarray:

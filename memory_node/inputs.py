@@ -2,30 +2,21 @@
 
 Each function returns what the node needs or raises InvalidMessageError; the node's WatchedSubscription
 then drops the message, counts it per topic on /diagnostics ("inputs") and logs the reason shortened,
-at most once per period. Checked here: stamps (negative, nanosec ≥ 1e9, far ahead of the node's
-clock), frame_id length, and in detections their count, class name length and box numbers (NaN,
-infinite, negative sizes, absurd magnitudes). Pixels (encoding, size, step, data length) are checked
-by humanoid_common.images, whose ImageFormatError is an InvalidMessageError too.
+at most once per period. Checked here: in detections their count, class name length and box numbers
+(NaN, infinite, negative sizes, absurd magnitudes). Headers (stamps negative, with nanosec ≥ 1e9 or
+far ahead of the node's clock; frame_id length) are checked by humanoid_common.validation, pixels
+(encoding, size, step, data length) by humanoid_common.images.
 """
 
 from __future__ import annotations
 
-from std_msgs.msg import Header
-
-from humanoid_common.validation import bounded_count, bounded_text, finite_number, stamp_ns
+from humanoid_common.validation import bounded_count, bounded_text, finite_number
 from humanoid_stack.msg import DetectionArray
 from memory_node.tracks import PersonBox
 
-MAX_FRAME_ID_CHARS = 256
 MAX_DETECTIONS = 1000  # per message; YOLO keeps at most 300
 MAX_CLASS_NAME_CHARS = 64
 MAX_BOX_PX = 100_000.0  # box centres and sizes beyond this many pixels belong to no camera
-
-
-def header_stamp_ns(header: Header, now_ns: int) -> int:
-    """The header's stamp in nanoseconds, after checking it and the frame_id."""
-    bounded_text(header.frame_id, "header.frame_id", MAX_FRAME_ID_CHARS)
-    return stamp_ns(header.stamp, now_ns)
 
 
 def person_boxes(msg: DetectionArray) -> list[PersonBox]:

@@ -36,7 +36,7 @@ from humanoid_common.images import image_to_numpy, to_bgr8
 from humanoid_common.latest import LatestWorker, Stamped, rate_error
 from humanoid_common.lifecycle import ManagedNode, run_node
 from humanoid_common.qos import QosConfigError, load_qos_config
-from humanoid_common.validation import InvalidMessageError, shorten
+from humanoid_common.validation import InvalidMessageError, header_stamp_ns, shorten
 from humanoid_common.watch import WatchedPublisher, WatchedSubscription, inputs_status
 from humanoid_stack.msg import DetectionArray, MemoryEvent, Person, PersonArray, PersonInfo
 from humanoid_stack.srv import ConfirmIdentity, Enroll, Forget, ListPeople
@@ -45,7 +45,7 @@ from memory_node.config import MemoryConfigError, load_memory_config, load_thres
 from memory_node.crypto import MemoryKeyError
 from memory_node.errors import MemoryRequestError
 from memory_node.faces import Face, create_pipeline
-from memory_node.inputs import header_stamp_ns, person_boxes
+from memory_node.inputs import person_boxes
 from memory_node.memory import Event, FaceMemory, FaceObservation
 from memory_node.requests import ImageFiles, RateLimit, check_pixels
 from memory_node.service_host import ServiceHost

@@ -25,6 +25,7 @@ from visualization_msgs.msg import MarkerArray
 from humanoid_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, LatencyWindow, RateMeter
 from humanoid_common.images import (
     ImageFormatError,
+    check_compressed,
     compressed_to_numpy,
     image_to_numpy,
     numpy_to_image,
@@ -34,13 +35,13 @@ from humanoid_common.latest import LatestWorker, RateLimiter, Stamped, rate_erro
 from humanoid_common.lifecycle import ManagedNode, run_node
 from humanoid_common.qos import QosConfig, QosConfigError, load_qos_config
 from humanoid_common.throttle import KeyedThrottle, problem_kind
-from humanoid_common.validation import shorten
+from humanoid_common.validation import header_stamp_ns, shorten
 from humanoid_common.watch import TopicHealth, WatchedPublisher, WatchedSubscription, inputs_status
 from humanoid_stack.msg import DetectionArray
 from perception_node.convert import result_to_msg
 from perception_node.debug_draw import draw_detections
 from perception_node.detector import Detector, DetectorError, FrameResult
-from perception_node.inputs import check_camera_info, check_compressed, header_stamp_ns
+from perception_node.inputs import check_camera_info
 from perception_node.markers import camera_intrinsics, detection_markers
 from perception_node.settings import PARAMETERS, PerceptionSettings, SettingsError
 

@@ -321,10 +321,12 @@ def test_compressed_decoding_from_cv2_bytes() -> None:
 
 def test_compressed_errors() -> None:
     garbage = CompressedImage(format="jpeg", data=array.array("B", b"not an image at all"))
-    with pytest.raises(
-        ImageFormatError, match=r"could not decode 19 bytes of compressed image \(format 'jpeg'\)"
-    ):
+    with pytest.raises(ImageFormatError, match="compressed image data of 19 bytes is neither JPEG nor PNG"):
         compressed_to_numpy(garbage)
+    truncated = numpy_to_compressed(random_image("bgr8", 16, 16), "bgr8", fmt="png")
+    truncated.data = truncated.data[:40]  # a readable header, then nothing
+    with pytest.raises(ImageFormatError, match=r"could not decode 40 bytes of compressed image \(format"):
+        compressed_to_numpy(truncated)
     with pytest.raises(ImageFormatError, match="has no data"):
         compressed_to_numpy(CompressedImage(format="jpeg"))
     with pytest.raises(ImageFormatError, match="cannot decode to '32FC1'"):

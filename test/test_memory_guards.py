@@ -21,7 +21,7 @@ from humanoid_common.validation import InvalidMessageError
 from humanoid_stack.msg import Detection, DetectionArray
 from memory_node.bands import Band
 from memory_node.errors import MemoryRequestError
-from memory_node.inputs import MAX_DETECTIONS, header_stamp_ns, person_boxes
+from memory_node.inputs import MAX_DETECTIONS, person_boxes
 from memory_node.memory import FaceObservation
 from memory_node.names import normalise_name, same_name
 from memory_node.requests import ImageFiles, RateLimit, check_pixels
@@ -254,22 +254,3 @@ def test_detections_are_checked_before_use():
     for reason, msg in bad.items():
         with pytest.raises(InvalidMessageError, match=reason):
             person_boxes(msg)
-
-
-def test_header_stamps_and_frame_ids_are_checked():
-    msg = DetectionArray()
-    now = 1_000 * 10**9
-    msg.header.stamp.sec, msg.header.stamp.nanosec = 999, 5
-    assert header_stamp_ns(msg.header, now) == 999 * 10**9 + 5
-    msg.header.stamp.sec = -1
-    with pytest.raises(InvalidMessageError, match="negative"):
-        header_stamp_ns(msg.header, now)
-    msg.header.stamp.sec, msg.header.stamp.nanosec = 999, 2_000_000_000
-    with pytest.raises(InvalidMessageError, match="nanosec"):
-        header_stamp_ns(msg.header, now)
-    msg.header.stamp.sec, msg.header.stamp.nanosec = 10**9, 0
-    with pytest.raises(InvalidMessageError, match="ahead of this node's clock"):
-        header_stamp_ns(msg.header, now)
-    msg.header.stamp.sec, msg.header.frame_id = 999, "x" * 100_000
-    with pytest.raises(InvalidMessageError, match="frame_id has 100000 characters"):
-        header_stamp_ns(msg.header, now)

@@ -30,7 +30,7 @@ from humanoid_common.images import image_to_numpy
 from humanoid_common.lifecycle import ManagedNode, run_node
 from humanoid_common.qos import load_qos_config
 from humanoid_common.throttle import KeyedThrottle
-from humanoid_common.validation import bounded_text, shorten, stamp_ns
+from humanoid_common.validation import bounded_text, header_stamp_ns, shorten
 from humanoid_common.watch import WatchedPublisher, WatchedSubscription, inputs_status
 from humanoid_stack.msg import ActionChunk
 from vla_node.action_queue import ActionQueue, QueueConfig, resample_chunk
@@ -256,12 +256,12 @@ class VlaNode(ManagedNode):
         return self.get_clock().now().nanoseconds
 
     def _on_image(self, key: str, msg: Image) -> None:
-        stamp = stamp_ns(msg.header.stamp, self._now_ns())
+        stamp = header_stamp_ns(msg.header, self._now_ns())
         self._images[key] = (rgb_image(image_to_numpy(msg), msg.encoding), stamp)
         self._deadline_missed["camera"] = False
 
     def _on_joint_state(self, msg: JointState) -> None:
-        stamp_ns(msg.header.stamp, self._now_ns())
+        header_stamp_ns(msg.header, self._now_ns())
         self._joints = joint_positions(msg.name, msg.position, self.policy.metadata.joint_names)
         self._deadline_missed["joints"] = False
 
