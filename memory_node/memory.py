@@ -458,6 +458,7 @@ class FaceMemory:
             embeddings = [np.asarray(e, np.float32) for e in embeddings]
             person = self._named(name)
             if person is None:
+                self._refuse_a_second_name(name, embeddings)
                 person = PersonRecord(uuid.uuid4().hex, name, True, first_seen=now)
                 keep = np.ones(len(embeddings), bool)
             else:
@@ -480,6 +481,19 @@ class FaceMemory:
                         self.store.add_image(person.person_id, now, jpeg)
             self._index_person(person)
             return person.person_id, len(samples)
+
+    def _refuse_a_second_name(self, name: str, embeddings: Sequence[np.ndarray]) -> None:
+        """One face, one name: faces the memory already KNOWS as a consenting person do not become a
+        new person under another name (the robot would then greet either name for that face)."""
+        for candidates in self.index.search(np.stack(embeddings), people=1):
+            best = candidates[0] if candidates else None
+            owner = self.people.get(best.person_id) if best else None
+            if owner is not None and owner.consent and best.similarity >= self.thresholds.known:
+                raise MemoryRequestError(
+                    f"these faces are {quoted(owner.name)}'s (similarity {best.similarity:.2f}), who is in "
+                    f"memory: they were not enrolled as {quoted(name)}. Enrol them under "
+                    f"{quoted(owner.name)}, or forget {quoted(owner.name)} first"
+                )
 
     def enroll_track(self, track_id: int, name: str, consent: bool, now: float) -> tuple[str, int]:
         """Enrol the person on a visible track from its recent good samples.

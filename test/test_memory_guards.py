@@ -103,6 +103,20 @@ def test_a_look_alike_name_is_the_same_person_never_a_twin(tmp_path, rng):
     memory.close()
 
 
+def test_a_known_face_is_never_enrolled_under_a_second_name(tmp_path, rng):
+    memory = open_memory(tmp_path)
+    alice, bob = identity(rng), identity(rng)
+    pid, _ = memory.enroll("Alice", True, [sample(alice, rng) for _ in range(3)], now=0.0)
+    with pytest.raises(MemoryRequestError, match="these faces are 'Alice'.s"):
+        memory.enroll("Carol", True, [sample(bob, rng), sample(alice, rng)], now=1.0)
+    assert [p.name for p in memory.people.values()] == ["Alice"]
+    bob_id, added = memory.enroll("Bob", True, [sample(bob, rng) for _ in range(2)], now=2.0)
+    assert added == 2
+    assert sorted(p.name for p in memory.people.values()) == ["Alice", "Bob"]
+    assert bob_id != pid
+    memory.close()
+
+
 def test_a_look_alike_name_of_an_archived_person_brings_them_back(tmp_path, rng):
     memory = open_memory(tmp_path, consolidation={"archive_after_s": 100.0})
     alice = identity(rng)
