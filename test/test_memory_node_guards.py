@@ -203,10 +203,14 @@ def test_services_stay_prompt_bounded_and_inputs_checked(ros, processes, tmp_pat
         settled = len(people)
         wait_for(lambda: len(people) > settled + 2, 30, "frames processed after the bad messages")
 
-        # A loop of Forget stops at the rate limit (2 in a row here).
-        for name in ("Carol", "Dave"):
-            request = Enroll.Request(name=name, consent=True, image_paths=paths[:1])
-            assert call(node, Enroll, "/memory/enroll", request).success
+        # A loop of Forget stops at the rate limit (2 in a row here). Carol and Dave are other people:
+        # Alice's face under another name is refused (one face, one name).
+        twin = Enroll.Request(name="Carol", consent=True, image_paths=paths[:1])
+        assert "these faces are 'Alice'" in call(node, Enroll, "/memory/enroll", twin).message
+        for name, photo in (("Carol", "face_biden.jpg"), ("Dave", "faces_yaoming.jpg")):
+            request = Enroll.Request(name=name, consent=True, image_paths=[str(asset_path(photo))])
+            answer = call(node, Enroll, "/memory/enroll", request)
+            assert answer.success, answer.message
         forgets = [
             call(node, Forget, "/memory/forget", Forget.Request(display_name=n)) for n in ("Carol", "Dave")
         ]
