@@ -107,7 +107,7 @@ def test_a_known_face_is_never_enrolled_under_a_second_name(tmp_path, rng):
     memory = open_memory(tmp_path)
     alice, bob = identity(rng), identity(rng)
     pid, _ = memory.enroll("Alice", True, [sample(alice, rng) for _ in range(3)], now=0.0)
-    with pytest.raises(MemoryRequestError, match="these faces are 'Alice'.s"):
+    with pytest.raises(MemoryRequestError, match=r"these faces are 'Alice'.s"):
         memory.enroll("Carol", True, [sample(bob, rng), sample(alice, rng)], now=1.0)
     assert [p.name for p in memory.people.values()] == ["Alice"]
     bob_id, added = memory.enroll("Bob", True, [sample(bob, rng) for _ in range(2)], now=2.0)
