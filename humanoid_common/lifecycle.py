@@ -132,10 +132,7 @@ def create_guarded_service(
             return callback(request, response)
         except Exception as error:
             reason = shorten(f"{type(error).__name__}: {error}")
-            allowed, suppressed = throttle.allow(name)
-            if allowed:
-                more = f" ({suppressed} more since the last report)" if suppressed else ""
-                node.get_logger().error(f"service {name} failed on a request: {reason}{more}")
+            throttle.report(name, node.get_logger().error, f"service {name} failed on a request: {reason}")
             fresh = srv_type.Response()
             if hasattr(fresh, "success"):
                 fresh.success = False

@@ -31,3 +31,10 @@ class KeyedThrottle:
             return False, 0
         self._last[key] = now
         return True, self._suppressed.pop(key, 0)
+
+    def report(self, key: str, emit: Callable[[str], object], message: str) -> bool:
+        """`emit(message)` when `allow(key)`, saying how many were suppressed since; True if emitted."""
+        allowed, suppressed = self.allow(key)
+        if allowed:
+            emit(message + (f" ({suppressed} more since the last report)" if suppressed else ""))
+        return allowed

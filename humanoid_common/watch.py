@@ -132,12 +132,9 @@ class WatchedSubscription:
     def _problem(self, what: str, text: str, kind: str) -> None:
         self.health.last_problem = shorten(text)
         self.health.last_problem_at = time.monotonic()
-        allowed, suppressed = self._log_throttle.allow(kind)
-        if allowed:
-            more = f" ({suppressed} more since the last report)" if suppressed else ""
-            log = self._node.get_logger()
-            report = log.error if kind == "error" else log.warning
-            report(f"'{self.subscription.topic_name}': {what}: {self.health.last_problem}{more}")
+        log = self._node.get_logger()
+        message = f"'{self.subscription.topic_name}': {what}: {self.health.last_problem}"
+        self._log_throttle.report(kind, log.error if kind == "error" else log.warning, message)
 
     def _missed(self, count: int) -> None:
         self.health.deadline_misses += count

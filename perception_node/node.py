@@ -251,10 +251,7 @@ class PerceptionNode(ManagedNode):
         )
 
     def _warn(self, message: str, key: str | None = None) -> None:
-        allowed, suppressed = self._throttle.allow(key or problem_kind(message))
-        if allowed:
-            more = f" ({suppressed} similar since the last report)" if suppressed else ""
-            self.get_logger().warning(message + more)
+        self._throttle.report(key or problem_kind(message), self.get_logger().warning, message)
 
     # ---------------------------------------------------------------- diagnostics
     def _reset_stats(self) -> None:

@@ -119,6 +119,17 @@ def test_throttle_reports_each_kind_once_per_period_and_counts_the_rest():
     assert throttle.allow(size) == (True, 1)
 
 
+def test_throttle_report_emits_with_the_suppressed_count():
+    clock = FakeClock()
+    throttle = KeyedThrottle(5.0, clock)
+    lines: list[str] = []
+    assert throttle.report("k", lines.append, "bad image")
+    assert not throttle.report("k", lines.append, "bad image")
+    clock.now += 5.0
+    assert throttle.report("k", lines.append, "bad image")
+    assert lines == ["bad image", "bad image (1 more since the last report)"]
+
+
 def test_parameter_file_lists_every_parameter_with_its_default():
     data = yaml.safe_load((config_dir() / "perception.yaml").read_text())
     params = data["perception_node"]["ros__parameters"]

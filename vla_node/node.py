@@ -270,10 +270,9 @@ class VlaNode(ManagedNode):
 
     def _on_instruction(self, msg: String) -> None:
         self._instruction = bounded_text(msg.data, "the instruction", MAX_INSTRUCTION_CHARS)
-        allowed, suppressed = self._instruction_log.allow("instruction")
-        if allowed:
-            more = f" ({suppressed} more since the last one logged)" if suppressed else ""
-            self.get_logger().info(f"instruction: {shorten(repr(msg.data))}{more}")
+        self._instruction_log.report(
+            "instruction", self.get_logger().info, f"instruction: {shorten(repr(msg.data))}"
+        )
 
     def _on_stop(self, _msg: Empty) -> None:
         self.get_logger().warning("stop received: holding until /vla/enable is called with true")
@@ -337,10 +336,9 @@ class VlaNode(ManagedNode):
             else:
                 self.get_logger().info("fault cleared")
             self._reported_fault = fault
-        elif condition is not None and fault is None and self._condition_log.allow("condition")[0]:
-            self.get_logger().error(
-                f"measured joint state refused (enabling is refused meanwhile): {condition}"
-            )
+        elif condition is not None and fault is None:
+            message = f"measured joint state refused (enabling is refused meanwhile): {condition}"
+            self._condition_log.report("condition", self.get_logger().error, message)
 
     def _take_result(self, result: Result, tick: int) -> None:
         observation = result.request.observation
