@@ -132,7 +132,9 @@ def create_guarded_service(
             return callback(request, response)
         except Exception as error:
             reason = shorten(f"{type(error).__name__}: {error}")
-            throttle.report(name, node.get_logger().error, f"service {name} failed on a request: {reason}")
+            message = throttle.message(name, f"service {name} failed on a request: {reason}")
+            if message is not None:
+                node.get_logger().error(message)
             fresh = srv_type.Response()
             if hasattr(fresh, "success"):
                 fresh.success = False

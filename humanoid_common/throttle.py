@@ -32,9 +32,13 @@ class KeyedThrottle:
         self._last[key] = now
         return True, self._suppressed.pop(key, 0)
 
-    def report(self, key: str, emit: Callable[[str], object], message: str) -> bool:
-        """`emit(message)` when `allow(key)`, saying how many were suppressed since; True if emitted."""
+    def message(self, key: str, text: str) -> str | None:
+        """`text` with how many were suppressed since the last report when `allow(key)`, else None.
+
+        The caller logs it: rclpy ties a log call's severity to the line it is made from, so the
+        logging stays at the callers' lines (one severity each), not in one line here.
+        """
         allowed, suppressed = self.allow(key)
-        if allowed:
-            emit(message + (f" ({suppressed} more since the last report)" if suppressed else ""))
-        return allowed
+        if not allowed:
+            return None
+        return text + (f" ({suppressed} more since the last report)" if suppressed else "")

@@ -132,9 +132,15 @@ class WatchedSubscription:
     def _problem(self, what: str, text: str, kind: str) -> None:
         self.health.last_problem = shorten(text)
         self.health.last_problem_at = time.monotonic()
-        log = self._node.get_logger()
-        message = f"'{self.subscription.topic_name}': {what}: {self.health.last_problem}"
-        self._log_throttle.report(kind, log.error if kind == "error" else log.warning, message)
+        message = self._log_throttle.message(
+            kind, f"'{self.subscription.topic_name}': {what}: {self.health.last_problem}"
+        )
+        if message is None:
+            return
+        if kind == "error":  # one severity per logging line (rclpy refuses a change)
+            self._node.get_logger().error(message)
+        else:
+            self._node.get_logger().warning(message)
 
     def _missed(self, count: int) -> None:
         self.health.deadline_misses += count

@@ -251,7 +251,8 @@ class PerceptionNode(ManagedNode):
         )
 
     def _warn(self, message: str, key: str | None = None) -> None:
-        self._throttle.report(key or problem_kind(message), self.get_logger().warning, message)
+        if (text := self._throttle.message(key or problem_kind(message), message)) is not None:
+            self.get_logger().warning(text)
 
     # ---------------------------------------------------------------- diagnostics
     def _reset_stats(self) -> None:

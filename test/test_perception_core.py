@@ -119,15 +119,13 @@ def test_throttle_reports_each_kind_once_per_period_and_counts_the_rest():
     assert throttle.allow(size) == (True, 1)
 
 
-def test_throttle_report_emits_with_the_suppressed_count():
+def test_throttle_message_carries_the_suppressed_count():
     clock = FakeClock()
     throttle = KeyedThrottle(5.0, clock)
-    lines: list[str] = []
-    assert throttle.report("k", lines.append, "bad image")
-    assert not throttle.report("k", lines.append, "bad image")
+    assert throttle.message("k", "bad image") == "bad image"
+    assert throttle.message("k", "bad image") is None
     clock.now += 5.0
-    assert throttle.report("k", lines.append, "bad image")
-    assert lines == ["bad image", "bad image (1 more since the last report)"]
+    assert throttle.message("k", "bad image") == "bad image (1 more since the last report)"
 
 
 def test_parameter_file_lists_every_parameter_with_its_default():

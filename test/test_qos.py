@@ -11,8 +11,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from harness import wait_for
+from humanoid_common.diagnostics import ERROR
 from humanoid_common.qos import QosConfigError, load_qos_config, parse_qos_config
-from humanoid_common.watch import WatchedPublisher, WatchedSubscription
+from humanoid_common.validation import InvalidMessageError
+from humanoid_common.watch import WatchedPublisher, WatchedSubscription, inputs_status
 
 
 def write(tmp_path, text: str):
@@ -167,3 +169,35 @@ def test_incompatible_publisher_is_reported(ros, tmp_path, capfd):
     logged = captured.err + captured.out
     assert "'/qos_test/mismatch': a publisher offers QoS incompatible" in logged
     assert "RELIABILITY" in logged
+
+
+@pytest.mark.integration
+def test_refused_and_failing_messages_are_dropped_counted_logged_and_the_node_goes_on(ros, tmp_path, capfd):
+    """A callback that refuses a message (InvalidMessageError) or fails on one (a bug) costs only that
+    message: both are counted and logged (a warning and an error of one node's logger: rclpy ties a
+    severity to the logging line), later messages arrive, and only accepted ones refresh the age."""
+    qos = load_qos_config(write(tmp_path, "topics: {/qos_test/inputs: {reliability: reliable}}"))
+    listener, talker = ros.node("listener"), ros.node("talker")
+    accepted = []
+
+    def callback(msg: String) -> None:
+        if msg.data == "bad":
+            raise InvalidMessageError("a bad one")
+        if msg.data == "bug":
+            raise RuntimeError("a bug")
+        accepted.append(msg.data)
+
+    watched = WatchedSubscription(listener, String, "/qos_test/inputs", callback, qos)
+    publisher = talker.create_publisher(String, "/qos_test/inputs", 10)
+    wait_for(lambda: publisher.get_subscription_count() == 1, 10, "the subscription to match")
+    for data in ("ok", "bad", "bug", "bad", "bug", "ok"):
+        publisher.publish(String(data=data))
+    wait_for(lambda: len(accepted) == 2, 10, "the valid messages around the bad ones")
+    health = watched.health
+    assert (health.messages, health.dropped, health.callback_errors) == (2, 2, 2)
+    logged = "".join(capfd.readouterr())
+    assert "'/qos_test/inputs': dropped a message: a bad one" in logged
+    assert "the callback failed on a message, which was dropped: RuntimeError: a bug" in logged
+    level, _, values = inputs_status(lambda: [watched])()
+    assert level == ERROR
+    assert values["dropped./qos_test/inputs"] == 2

@@ -213,3 +213,18 @@ def test_a_stop_signal_brakes_the_arm_to_rest_before_the_node_exits(ros, process
     ordered = [limits[name] for name in commanded[0].name]
     assert check_command_stream(stream, StreamLimits.of(ordered, 1 / 24, time_slack_s=0.01)) == []
     assert processes.stop(sim) == 0
+
+
+def test_enabling_is_refused_with_the_reason_while_the_joint_states_are_faulty(ros, tmp_path):
+    node, helper, _commands, _chunks, instruction = start(ros, export_drift_policy(tmp_path / "drift"))
+    feeder = Feeder(helper)
+    instruction.publish(String(data="touch the red cup"))
+    set_enabled(ros, helper, True)
+    wait_for(lambda: node.safety.running, 20, "a run started at the measured position")
+    feeder.positions = [1e6, 0.0]  # outside every limit: a fault, the arm brakes to rest
+    wait_for(lambda: node.safety.fault is not None and not node.safety.running, 10, "the latched fault")
+    client = helper.create_client(SetBool, "/vla/enable")
+    future = client.call_async(SetBool.Request(data=True))
+    wait_for(future.done, 10, "the /vla/enable response")
+    assert not future.result().success
+    assert "outside its limits" in future.result().message

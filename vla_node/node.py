@@ -270,9 +270,9 @@ class VlaNode(ManagedNode):
 
     def _on_instruction(self, msg: String) -> None:
         self._instruction = bounded_text(msg.data, "the instruction", MAX_INSTRUCTION_CHARS)
-        self._instruction_log.report(
-            "instruction", self.get_logger().info, f"instruction: {shorten(repr(msg.data))}"
-        )
+        message = self._instruction_log.message("instruction", f"instruction: {shorten(repr(msg.data))}")
+        if message is not None:
+            self.get_logger().info(message)
 
     def _on_stop(self, _msg: Empty) -> None:
         self.get_logger().warning("stop received: holding until /vla/enable is called with true")
@@ -280,7 +280,10 @@ class VlaNode(ManagedNode):
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         response.success, response.message = self.safety.enable(request.data)
-        (self.get_logger().info if response.success else self.get_logger().error)(response.message)
+        if response.success:  # one severity per logging line: rclpy refuses a change
+            self.get_logger().info(response.message)
+        else:
+            self.get_logger().error(response.message)
         return response
 
     # -- control loop ---------------------------------------------------------------------------
@@ -337,8 +340,9 @@ class VlaNode(ManagedNode):
                 self.get_logger().info("fault cleared")
             self._reported_fault = fault
         elif condition is not None and fault is None:
-            message = f"measured joint state refused (enabling is refused meanwhile): {condition}"
-            self._condition_log.report("condition", self.get_logger().error, message)
+            text = f"measured joint state refused (enabling is refused meanwhile): {condition}"
+            if (message := self._condition_log.message("condition", text)) is not None:
+                self.get_logger().error(message)
 
     def _take_result(self, result: Result, tick: int) -> None:
         observation = result.request.observation
