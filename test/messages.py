@@ -8,11 +8,16 @@ import random
 from pathlib import Path
 from typing import Any
 
+from rclpy.qos import DurabilityPolicy, QoSProfile
 from rosidl_parser import definition as d
 
 REPO = Path(__file__).resolve().parents[1]
 MESSAGE_NAMES = sorted(p.stem for p in (REPO / "msg").glob("*.msg"))
 SERVICE_NAMES = sorted(p.stem for p in (REPO / "srv").glob("*.srv"))
+
+# The relay's echoes are kept for late subscribers: it may publish before its writer has matched
+# the test's reader (discovery is slow on a loaded machine), and a volatile echo would be lost.
+ECHO_QOS = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 _INTEGER_BITS = {"int8": 8, "int16": 16, "int32": 32, "int64": 64}
 _ARRAY_CODES = {"float": "f", "double": "d", "int8": "b", "uint8": "B", "int16": "h", "uint16": "H",

@@ -12,7 +12,7 @@ import random
 import sys
 
 import rclpy
-from messages import MESSAGE_NAMES, SERVICE_NAMES, interface, populated
+from messages import ECHO_QOS, MESSAGE_NAMES, SERVICE_NAMES, interface, populated
 from rclpy.executors import ExternalShutdownException
 
 from humanoid_common.config import apply_fastdds_profile
@@ -26,7 +26,7 @@ def main() -> None:
     node = rclpy.create_node("roundtrip_relay")
     for name in MESSAGE_NAMES:
         msg_class = interface("msg", name)
-        out = node.create_publisher(msg_class, f"/roundtrip/out/{name}", 10)
+        out = node.create_publisher(msg_class, f"/roundtrip/out/{name}", ECHO_QOS)
         node.create_subscription(msg_class, f"/roundtrip/in/{name}", out.publish, 10)
     for name in SERVICE_NAMES:
         srv = interface("srv", name)
