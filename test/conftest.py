@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness import ProcessGroup, RosHarness
+from harness import ProcessGroup, RosHarness, clean_zombie_shared_memory
 from humanoid_common.config import apply_fastdds_profile
 
 
@@ -18,6 +18,11 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 101)))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     apply_fastdds_profile()
+    clean_zombie_shared_memory()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    print(f"\n{clean_zombie_shared_memory()}")
 
 
 @pytest.fixture
