@@ -30,8 +30,8 @@ $(STAMPS)/lerobot: $(STAMPS)/deps tools/setup/lerobot_venv.sh requirements/venv-
 	tools/setup/lerobot_venv.sh
 	@touch $@
 
-$(STAMPS)/assets: $(STAMPS)/deps tools/setup/fetch_assets.py tools/setup/assets.yaml
-	$(RUN) $(PY) tools/setup/fetch_assets.py
+$(STAMPS)/assets: $(STAMPS)/deps humanoid_common/fetch_assets.py humanoid_common/assets.py config/assets.yaml
+	$(RUN) $(PY) -m humanoid_common.fetch_assets --into .cache/assets
 	@touch $@
 
 # The replay-test bags (.cache/bags, docs/replay.md); the tool itself skips bags whose inputs are unchanged.

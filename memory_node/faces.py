@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from humanoid_common.assets import asset_path
+from humanoid_common.assets import model_file
 from memory_node.align import CROP_SIZE, align_face, from_image_order
 from memory_node.quality import pose_angles, sharpness
 from memory_node.scrfd import ScrfdDetector
@@ -235,13 +235,14 @@ class InsightFacePipeline(_AlignedPipeline):
 
     backend = "insightface"
     model_name = "w600k_mbf"
+    default_models = ("scrfd_500m_bnkps.onnx", "w600k_mbf.onnx")
 
-    def __init__(self, providers: Sequence[Provider], gates: QualityGates) -> None:
+    def __init__(self, providers: Sequence[Provider], gates: QualityGates, models: tuple[Path, Path]) -> None:
         super().__init__(gates)
         self.providers = list(providers)
-        detector_session = onnx_session(asset_path("scrfd_500m_bnkps.onnx"), providers)
+        detector_session = onnx_session(models[0], providers)
         self._detector = ScrfdDetector(detector_session, DETECT_INPUT_SIZE, DETECT_SCORE, NMS_IOU)
-        self._recogniser = onnx_session(asset_path("w600k_mbf.onnx"), providers)
+        self._recogniser = onnx_session(models[1], providers)
         self._recogniser_input = self._recogniser.get_inputs()[0].name
         self.dim = int(self._recogniser.get_outputs()[0].shape[-1])
 
@@ -262,9 +263,10 @@ class OpenCvPipeline(_AlignedPipeline):
 
     backend = "opencv"
     model_name = "sface"
+    default_models = ("yunet.onnx", "sface.onnx")
     dim = 128
 
-    def __init__(self, providers: Sequence[Provider], gates: QualityGates) -> None:
+    def __init__(self, providers: Sequence[Provider], gates: QualityGates, models: tuple[Path, Path]) -> None:
         if [provider_name(p) for p in providers] != ["CPUExecutionProvider"]:
             raise ProviderError(
                 "the opencv backend runs on OpenCV's CPU DNN module, not onnxruntime; "
@@ -275,9 +277,9 @@ class OpenCvPipeline(_AlignedPipeline):
         self.providers = ["CPUExecutionProvider"]
         size = (DETECT_INPUT_SIZE, DETECT_INPUT_SIZE)
         self._detector = cv2.FaceDetectorYN.create(
-            str(asset_path("yunet.onnx")), "", size, DETECT_SCORE, NMS_IOU, top_k=5000
+            str(models[0]), "", size, DETECT_SCORE, NMS_IOU, top_k=5000
         )
-        self._recogniser = cv2.FaceRecognizerSF.create(str(asset_path("sface.onnx")), "")
+        self._recogniser = cv2.FaceRecognizerSF.create(str(models[1]), "")
         self._lock = threading.Lock()  # OpenCV's DNN nets are not safe to call from several threads
 
     def _raw_detections(self, bgr: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
@@ -312,10 +314,18 @@ def create_pipeline(
     backend: str = "insightface",
     providers: Sequence[Provider] = ("CPUExecutionProvider",),
     gates: QualityGates = QualityGates(),  # frozen, so a shared default is safe
+    detector_model: str = "",
+    recognizer_model: str = "",
 ) -> FacePipeline:
-    """Load the backend's models (from the asset cache) on the given onnxruntime providers."""
-    if backend == "insightface":
-        return InsightFacePipeline(providers, gates)
-    if backend == "opencv":
-        return OpenCvPipeline(providers, gates)
-    raise ValueError(f"unknown face backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    """Load the backend's models on the given onnxruntime providers. A model is an asset name or a
+    file path (humanoid_common.assets.model_file); empty: the backend's own model from the assets.
+    A recognizer file must be the backend's model: the similarity thresholds are calibrated for it."""
+    pipelines = {"insightface": InsightFacePipeline, "opencv": OpenCvPipeline}
+    pipeline = pipelines.get(backend)
+    if pipeline is None:
+        raise ValueError(f"unknown face backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    models = (
+        model_file(detector_model or pipeline.default_models[0], "detector_model"),
+        model_file(recognizer_model or pipeline.default_models[1], "recognizer_model"),
+    )
+    return pipeline(providers, gates, models)

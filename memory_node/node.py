@@ -65,6 +65,11 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "data_dir": ("", "Folder of the encrypted store; overrides memory.storage.data_dir when set"),
     "backend": ("insightface", "Face pipeline: insightface (SCRFD + ArcFace) or opencv (YuNet + SFace)"),
     "providers": (["CPUExecutionProvider"], "onnxruntime execution providers, in order of preference"),
+    "detector_model": ("", "Face detector: an asset name or a file path; empty: the backend's own"),
+    "recognizer_model": (
+        "",
+        "Face recognizer (the backend's model): an asset name or a path; empty: the backend's own",
+    ),
     "use_detections": (True, "Attach faces to person tracks from /perception/detections when fresh"),
     "detections_max_age_s": (0.5, "Detections older than this (vs. the image stamp) are not used"),
     "qos_file": ("", "QoS YAML (empty: config/qos.yaml)"),
@@ -147,7 +152,12 @@ class MemoryNode(ManagedNode):
                 )
             self._qos = load_qos_config(self._param("qos_file") or None)
             self.get_logger().info(f"loading the {self._param('backend')} face pipeline")
-            self._pipeline = create_pipeline(self._param("backend"), tuple(self._param("providers")))
+            self._pipeline = create_pipeline(
+                self._param("backend"),
+                tuple(self._param("providers")),
+                detector_model=self._param("detector_model"),
+                recognizer_model=self._param("recognizer_model"),
+            )
             thresholds_file = self._param("thresholds_file") or config_dir() / "face_thresholds.yaml"
             thresholds = load_thresholds(thresholds_file, self._pipeline.model_name)
             self.memory = FaceMemory.open(cfg, thresholds, self._pipeline.dim)

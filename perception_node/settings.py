@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from humanoid_common.assets import asset_path
+from humanoid_common.assets import AssetError, model_file
 from humanoid_common.config import config_dir
 from perception_node.detector import TASKS, DetectorConfig, DetectorError
 
@@ -31,8 +31,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "model",
         "",
-        "Model file Ultralytics loads (.pt, .onnx, .engine); empty: yolo11n.onnx for "
-        "task detect, yolo11n-pose.pt for task pose, from the asset cache",
+        "Model Ultralytics loads (.pt, .onnx, .engine): an asset name or a file path; empty: "
+        "yolo11n.onnx for task detect, yolo11n-pose.pt for task pose, from the assets",
     ),
     ParamSpec("task", "detect", f"Model task: {' | '.join(TASKS)}"),
     ParamSpec("confidence", 0.25, "Minimum detection score in [0, 1]"),
@@ -102,7 +102,10 @@ class PerceptionSettings:
         task = p["task"]
         if task not in TASKS:
             raise SettingsError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
-        model = p["model"] or str(asset_path(DEFAULT_MODELS[task]))
+        try:
+            model = str(model_file(p["model"] or DEFAULT_MODELS[task], "model"))
+        except AssetError as error:
+            raise SettingsError(str(error)) from None
         if p["max_rate_hz"] < 0:
             raise SettingsError(f"max_rate_hz: expected >= 0 (0 = unlimited), got {p['max_rate_hz']}")
         if p["debug_image_max_hz"] <= 0:

