@@ -62,7 +62,12 @@ def child_specs(options: StackOptions, *, composed: bool = False, respawn: bool 
         command = [sys.executable, "-m", "humanoid_bringup.composed", ",".join(options.nodes)]
         return [ChildSpec("composed", [*command, *options.ros_args(None)], env, respawn)]
     return [
-        ChildSpec(name, [sys.executable, "-m", NODES[name].module, *options.ros_args(name)], env, respawn)
+        ChildSpec(
+            name,
+            [sys.executable, "-m", "humanoid_bringup.composed", name, *options.ros_args(name)],
+            env,
+            respawn,
+        )
         for name in options.nodes
     ]
 

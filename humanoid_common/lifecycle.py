@@ -10,10 +10,12 @@ configuration that will never start from a crash worth a respawn.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,13 +35,51 @@ from humanoid_common.validation import shorten
 SERVICE_LOG_PERIOD_S = 5.0
 
 
+#: The lifecycle callbacks whose exceptions ManagedNode reports (rclpy turns them into ERROR silently).
+TRANSITIONS = ("on_configure", "on_activate", "on_deactivate", "on_cleanup", "on_shutdown", "on_error")
+#: Exceptions that carry a user-facing reason (a file, a value, a package): their message is enough.
+_EXPECTED = (OSError, ValueError, LookupError, ImportError, RuntimeError)
+
+
+def _reporting(
+    name: str, callback: Callable[..., TransitionCallbackReturn]
+) -> Callable[..., TransitionCallbackReturn]:
+    """`callback` that logs why it failed instead of raising: rclpy would swallow the exception."""
+
+    @functools.wraps(callback)
+    def transition(self: ManagedNode, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            return callback(self, state)
+        except Exception as error:
+            what = name.removeprefix("on_")
+            self.get_logger().error(f"cannot {what}: {type(error).__name__}: {error}")
+            if not isinstance(error, _EXPECTED):  # a bug: where it happened matters
+                self.get_logger().error("".join(traceback.format_exception(error)).rstrip())
+            return (
+                TransitionCallbackReturn.FAILURE
+                if what in ("configure", "activate")
+                else TransitionCallbackReturn.ERROR
+            )
+
+    transition.reports_errors = True
+    return transition
+
+
 class ManagedNode(LifecycleNode):
     """A lifecycle node with an `autostart` parameter (default true).
 
     Subclasses declare their parameters, then call `self.autostart()` at the end of `__init__`; with
     autostart true the node configures and activates itself, like a plain node, and
-    `autostart_ok` tells whether both transitions succeeded.
+    `autostart_ok` tells whether both transitions succeeded. An exception out of a subclass's
+    lifecycle callback is logged with its reason (and, if unexpected, its traceback).
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in TRANSITIONS:
+            callback = cls.__dict__.get(name)
+            if callback is not None and not getattr(callback, "reports_errors", False):
+                setattr(cls, name, _reporting(name, callback))
 
     def __init__(self, node_name: str, **kwargs) -> None:
         super().__init__(node_name, **kwargs)

@@ -1,0 +1,25 @@
+"""The `ros2 run humanoid_stack <node>` executables (setup.cfg console_scripts): each starts its node
+through humanoid_bringup.composed.start, which reports a missing dependency instead of a traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from humanoid_bringup.composed import start
+
+
+def _executable(name: str) -> Callable[[], int]:
+    def main() -> int:
+        return start([name], sys.argv)
+
+    main.__name__ = name
+    return main
+
+
+perception_node = _executable("perception_node")
+memory_node = _executable("memory_node")
+vla_node = _executable("vla_node")
+tabletop_sim = _executable("tabletop_sim")
+people_scene = _executable("people_scene")
+governor = _executable("governor")
