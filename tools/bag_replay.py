@@ -6,6 +6,10 @@ start + (t_msg - t_first) / rate on the monotonic clock, so timing errors never 
 QoS comes from config/qos.yaml when the topic is listed there (by its name in the bag), else from the
 QoS its publishers offered when it was recorded, else reliable with depth 10. --clock publishes
 rosgraph_msgs/Clock with the bag time for nodes running with use_sim_time.
+
+Any rosbag2 bag plays (metadata versions 4 to 9, sqlite3 and mcap; humanoid_common.bags.BagReader).
+Topics whose types are not installed here are skipped with one warning; the rest plays. Exit codes:
+0 played, 1 nothing played (the reason is printed), 2 a bad bag, topic or option.
 """
 
 from __future__ import annotations
@@ -25,12 +29,11 @@ from builtin_interfaces.msg import Time
 from rclpy.duration import Duration
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
-from rosbags.rosbag2 import Reader, ReaderError
 from rosgraph_msgs.msg import Clock
 from tqdm import tqdm
 
 from humanoid_common.allocator import keep_large_buffers
-from humanoid_common.bags import BagError, describe_qos, import_message, qos_from_bag
+from humanoid_common.bags import BagError, BagReader, BagTopic, describe_qos, import_message, qos_from_bag
 from humanoid_common.config import apply_fastdds_profile
 from humanoid_common.qos import QosConfigError, load_qos_config
 
@@ -108,26 +111,29 @@ def _stamp(ns: int) -> Time:
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
+class NothingReplayedError(BagError):
+    """No message was published; the message says why."""
+
+
 @dataclass
 class Track:
-    """One replayed topic: its publisher and the bag connections feeding it."""
+    """One replayed topic: the bag's topic and the publisher of its (possibly remapped) name."""
 
+    source: BagTopic
     topic: str
     publisher: Any
-    connections: list[Any]
 
 
 class Player:
     """Publishes a bag's messages on a schedule against the monotonic clock."""
 
-    def __init__(self, node: Any, reader: Reader, tracks: list[Track], args: argparse.Namespace) -> None:
-        self.reader = reader
+    def __init__(self, node: Any, bag: BagReader, tracks: list[Track], args: argparse.Namespace) -> None:
+        self.bag = bag
         self.rate = args.rate
         self.quiet = args.quiet
         self.stop = threading.Event()
-        self.by_connection = {c.id: t.publisher for t in tracks for c in t.connections}
-        self.connections = [c for t in tracks for c in t.connections]
-        self.count = sum(c.msgcount for c in self.connections)
+        self.by_topic = {t.source.name: t.publisher for t in tracks}
+        self.count = sum(t.source.count for t in tracks)
         self.clock_pub = None
         self.clock_period = 0.0
         if args.clock is not None:
@@ -189,7 +195,7 @@ class Player:
             mininterval=0.5,
         )
         with bar:
-            for connection, timestamp, data in self.reader.messages(connections=self.connections):
+            for topic, timestamp, data in self.bag.messages(self.by_topic):
                 if published == 0:
                     self.first_ns = self.last_clock = timestamp
                     self.start = self.next_tick = time.monotonic()
@@ -197,7 +203,7 @@ class Player:
                 if not self.wait_until(target, timestamp):
                     break
                 self.publish_clock(timestamp)
-                self.by_connection[connection.id].publish(bytes(data))
+                self.by_topic[topic].publish(bytes(data))
                 self.lateness_ms.append((time.monotonic() - target) * 1e3)
                 published += 1
                 bar.update()
@@ -210,27 +216,48 @@ def _qos_for(topic: str, recorded: list[Any] | None, config: Any) -> QoSProfile:
     return qos_from_bag(recorded or []) or QoSProfile(depth=10)
 
 
-def _tracks(node: Any, reader: Reader, args: argparse.Namespace) -> list[Track]:
-    by_topic: dict[str, list[Any]] = {}
-    for connection in reader.connections:
-        by_topic.setdefault(connection.topic, []).append(connection)
-    wanted = args.topics or sorted(by_topic)
-    missing = [t for t in wanted if t not in by_topic]
+def _tracks(node: Any, bag: BagReader, args: argparse.Namespace) -> list[Track]:
+    """A publisher for each wanted topic whose type is installed here; one warning for the others."""
+    wanted = args.topics or sorted(bag.topics)
+    missing = [t for t in wanted if t not in bag.topics]
     if missing:
-        raise BagError(f"{args.bag} has no topic {', '.join(missing)} (it has {', '.join(sorted(by_topic))})")
-    tracks = []
-    for topic in wanted:
-        connections = by_topic[topic]
-        types = {c.msgtype for c in connections}
-        if len(types) != 1:
-            raise BagError(f"{topic} has several types in the bag ({', '.join(sorted(types))})")
-        offered = [q for c in connections for q in c.ext.offered_qos_profiles]
-        qos = _qos_for(topic, offered, args.qos)
-        name = args.remap.get(topic, topic)
-        publisher = node.create_publisher(import_message(types.pop()), name, qos)
-        print(f"{topic} -> {name} [{connections[0].msgtype}] {describe_qos(qos)}", flush=True)
-        tracks.append(Track(name, publisher, connections))
+        raise BagError(
+            f"{args.bag} has no topic {', '.join(missing)} (it has {', '.join(sorted(bag.topics))})"
+        )
+    tracks, unknown = [], []
+    for topic in (bag.topics[name] for name in wanted):
+        try:
+            message = import_message(topic.msgtype)
+        except BagError:
+            unknown.append(topic)
+            continue
+        qos = _qos_for(topic.name, list(topic.offered_qos), args.qos)
+        name = args.remap.get(topic.name, topic.name)
+        publisher = node.create_publisher(message, name, qos)
+        print(f"{topic.name} -> {name} [{topic.msgtype}] {describe_qos(qos)}", flush=True)
+        tracks.append(Track(topic, name, publisher))
+    if unknown:
+        listed = ", ".join(f"{t.name} [{t.msgtype}] ({t.count} messages)" for t in unknown)
+        print(
+            f"bag_replay: skipping {len(unknown)} topic(s) of types not installed here: {listed}; "
+            "install or source the packages that provide them to replay these",
+            file=sys.stderr,
+            flush=True,
+        )
+    if not tracks:
+        raise NothingReplayedError(f"no topic of {args.bag} has a type installed here")
     return tracks
+
+
+def _why_nothing(tracks: list[Track], stopped: bool) -> str:
+    """Why a replay of `tracks` published no message."""
+    if stopped:
+        return "stopped before the first message"
+    topics = ", ".join(t.source.name for t in tracks)
+    listed = sum(t.source.count for t in tracks)
+    if listed == 0:
+        return f"the bag holds no messages on {topics}"
+    return f"the bag's storage gave none of the {listed} messages its metadata lists on {topics}"
 
 
 def _wait_for_subscribers(tracks: list[Track], needed: int, timeout: float, stop: threading.Event) -> None:
@@ -265,9 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)  # argv is ours, not --ros-args
     node = rclpy.create_node("bag_player")
     try:
-        with Reader(args.bag) as reader:
-            tracks = _tracks(node, reader, args)
-            player = Player(node, reader, tracks, args)
+        with BagReader(args.bag) as bag:
+            tracks = _tracks(node, bag, args)
+            player = Player(node, bag, tracks, args)
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, lambda *_: player.stop.set())
             if args.wait_subscribers > 0:
@@ -283,7 +310,12 @@ def main(argv: list[str] | None = None) -> int:
             for publisher in [t.publisher for t in tracks] + [p for p in [player.clock_pub] if p]:
                 if publisher.qos_profile.reliability == ReliabilityPolicy.RELIABLE:
                     publisher.wait_for_all_acked(Duration(seconds=2))  # the last messages arrive
-    except (BagError, ReaderError, OSError) as error:
+            if total == 0:
+                raise NothingReplayedError(_why_nothing(tracks, player.stop.is_set()))
+    except NothingReplayedError as error:
+        print(f"bag_replay: replayed 0 messages: {error}", file=sys.stderr)
+        return 1
+    except (BagError, OSError) as error:
         print(f"bag_replay: {error}", file=sys.stderr)
         return 2
     finally:
