@@ -34,6 +34,7 @@ from humanoid_common.bags import (
     open_writer,
     qos_from_bag,
     qos_to_bag,
+    ros_distro,
     store_for_distro,
     typestore,
 )
@@ -344,6 +345,7 @@ def test_record_then_replay_is_byte_identical_with_original_timing(ros, processe
     assert detections.detections[0].track_id == 1
     info = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     assert info["version"] == 8
+    assert info["ros_distro"] == ros_distro() != "rosbags"
 
     for publisher in publishers.values():
         source.destroy_publisher(publisher)
