@@ -87,6 +87,30 @@ class RosHarness:
         self.executor.shutdown(timeout_sec=1)
 
 
+#: Six processes loading models at once on a shared 2-core machine.
+START_TIMEOUT_S = 180.0
+
+
+def wait_active(ros: RosHarness, processes: ProcessGroup, procs: dict[str, subprocess.Popen]) -> None:
+    """Until every node of `procs` (node name → its process) answers get_state with active; a process
+    that exits first fails the test with its log (autostart runs before a node spins)."""
+    from lifecycle_msgs.msg import State
+    from lifecycle_msgs.srv import GetState
+
+    probe = ros.node("state_probe")
+    for name, proc in procs.items():
+        client = probe.create_client(GetState, f"/{name}/get_state")
+        wait_for(
+            lambda client=client, proc=proc: client.service_is_ready() or proc.poll() is not None,
+            START_TIMEOUT_S,
+            f"{name} to start",
+        )
+        assert proc.poll() is None, f"{name} exited with {proc.returncode}:\n{processes.log(proc)[-3000:]}"
+        future = client.call_async(GetState.Request())
+        wait_for(future.done, 30, f"{name}'s state")
+        assert future.result().current_state.id == State.PRIMARY_STATE_ACTIVE, f"{name} is not active"
+
+
 def clean_zombie_shared_memory() -> str:
     """Remove the Fast DDS shared-memory segments and ports of processes that died without closing
     them (`fastdds shm clean`; live processes' files stay). Each SIGKILLed node leaves its 16 MB

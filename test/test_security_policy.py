@@ -42,12 +42,10 @@ from pathlib import Path
 
 import pytest
 import rclpy
-from lifecycle_msgs.msg import State
-from lifecycle_msgs.srv import GetState
 from rclpy.context import Context
 from test_launch_files import fake_launch, nodes_of, run  # noqa: F401 (fake_launch: a fixture)
 
-from harness import REPO, wait_for
+from harness import REPO, wait_active
 from humanoid_bringup.profiles import NODES
 from memory_node.crypto import new_key_text
 from tabletop_sim.ros_episodes import RosEpisodeDriver
@@ -391,7 +389,6 @@ ENDPOINTS = {
     "get_service_names_and_types_by_node": "reply",
     "get_client_names_and_types_by_node": "request",
 }
-START_TIMEOUT_S = 180.0  # six processes loading models at once on a shared 2-core machine
 
 
 def node_arguments(tmp_path: Path) -> dict[str, list[str]]:
@@ -459,22 +456,6 @@ def start_operator_tools() -> tuple[Context, list]:
         RosEpisodeDriver(node)
         nodes.append(node)
     return context, nodes
-
-
-def wait_active(ros, processes, procs: dict) -> None:
-    """Until every node answers get_state with active (autostart runs before a node spins)."""
-    probe = ros.node("state_probe")
-    for name, proc in procs.items():
-        client = probe.create_client(GetState, f"/{name}/get_state")
-        wait_for(
-            lambda client=client, proc=proc: client.service_is_ready() or proc.poll() is not None,
-            START_TIMEOUT_S,
-            f"{name} to start",
-        )
-        assert proc.poll() is None, f"{name} exited:\n{processes.log(proc)[-3000:]}"
-        future = client.call_async(GetState.Request())
-        wait_for(future.done, 30, f"{name}'s state")
-        assert future.result().current_state.id == State.PRIMARY_STATE_ACTIVE, f"{name} is not active"
 
 
 @pytest.mark.integration
