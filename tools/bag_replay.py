@@ -237,7 +237,9 @@ def _tracks(node: Any, bag: BagReader, args: argparse.Namespace) -> list[Track]:
         print(f"{topic.name} -> {name} [{topic.msgtype}] {describe_qos(qos)}", flush=True)
         tracks.append(Track(topic, name, publisher))
     if unknown:
-        listed = ", ".join(f"{t.name} [{t.msgtype}] ({t.count} messages)" for t in unknown)
+        listed = ", ".join(
+            f"{t.name} [{t.msgtype}] ({t.count} message{'s' * (t.count != 1)})" for t in unknown
+        )
         print(
             f"bag_replay: skipping {len(unknown)} topic(s) of types not installed here: {listed}; "
             "install or source the packages that provide them to replay these",
