@@ -19,7 +19,6 @@ from launch.actions import (
     OpaqueFunction,
     RegisterEventHandler,
     SetEnvironmentVariable,
-    Shutdown,
 )
 from launch.event_handlers import OnProcessExit
 from launch.events.process import ProcessExited
@@ -89,8 +88,9 @@ def declare_arguments(*, with_nodes: bool) -> list[DeclareLaunchArgument]:
         DeclareLaunchArgument(
             "respawn",
             default_value="true",
-            description="Start a node again when it dies (true | false); a node that exits with status "
-            f"{EXIT_CANNOT_START} (its configuration cannot work) stops the launch instead",
+            description="Start a node again when it dies (true | false). A node that exits with status "
+            f"{EXIT_CANNOT_START} (its configuration cannot work), or dies with respawn false, stops the "
+            "launch with an error (exit status 1)",
         ),
         DeclareLaunchArgument(
             "respawn_delay", default_value="2.0", description="Seconds before a node that died is restarted"
@@ -161,7 +161,7 @@ def _launch_nodes(context: LaunchContext, only: str | None) -> list:
             ros_arguments=["--enclave", enclave(name)],
             output="screen",
         )
-        exit_watch = OnProcessExit(target_action=node, on_exit=partial(_stop_if_cannot_start, name))
+        exit_watch = OnProcessExit(target_action=node, on_exit=partial(_fail_if_lost, name, respawn))
         actions += [node, RegisterEventHandler(exit_watch)]
     return actions
 
@@ -173,10 +173,45 @@ def enclave(node: str) -> str:
     return f"/humanoid_stack/{node}"
 
 
-def _stop_if_cannot_start(name: str, event: ProcessExited, context: LaunchContext) -> list[Shutdown] | None:
-    """A node that exits with EXIT_CANNOT_START failed its configuration (its error is logged above):
-    restarting it unchanged cannot help, so stop the launch, as run_stack does."""
-    if event.returncode != EXIT_CANNOT_START:
+class LaunchError(RuntimeError):
+    """Why the launch stops with an error."""
+
+
+def fail(reason: str) -> OpaqueFunction:
+    """An action that stops the launch with an error. Upstream launch (Humble to Rolling) exits
+    non-zero only when an action raises: it logs "Caught exception in launch (see debug for
+    traceback): <reason>", shuts everything down and `ros2 launch` exits 1. A Shutdown action would
+    exit 0 and never show its reason."""
+
+    def raise_failure(context: LaunchContext) -> None:
+        raise LaunchError(reason)
+
+    return OpaqueFunction(function=raise_failure)
+
+
+def require_package(package: str, install: str) -> OpaqueFunction:
+    """An action that stops the launch with `install` as the fix when `package` is not installed;
+    put it before the actions that need the package."""
+
+    def check(context: LaunchContext) -> None:
+        from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
+        try:
+            get_package_prefix(package)
+        except PackageNotFoundError:
+            raise LaunchError(f"{package} is not installed: {install}") from None
+
+    return OpaqueFunction(function=check)
+
+
+def _fail_if_lost(name: str, respawn: bool, event: ProcessExited, context: LaunchContext) -> list | None:
+    """Stop the launch with an error when a node is lost for good: it exited with EXIT_CANNOT_START
+    (its configuration cannot work, and its error is logged above: a restart cannot help, as in
+    run_stack), or it died while respawn is off. Exits while the launch shuts down are its own."""
+    if context.is_shutdown:
         return None
-    reason = f"{name} cannot start with this configuration (exit status {EXIT_CANNOT_START}, see its error)"
-    return [Shutdown(reason=reason)]
+    if event.returncode == EXIT_CANNOT_START:
+        return [fail(f"{name} cannot start (exit status {EXIT_CANNOT_START}): its reason is logged above")]
+    if not respawn and event.returncode != 0:
+        return [fail(f"{name} died (exit status {event.returncode}) and respawn is false")]
+    return None

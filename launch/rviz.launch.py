@@ -38,6 +38,11 @@ def generate_launch_description() -> LaunchDescription:
                 description="rviz2 configuration file",
             ),
             *stack.fastdds_environment(),
+            stack.require_package(
+                "rviz2",
+                "it is no dependency of humanoid_stack (headless robots stay lean); on the machine that "
+                "shows it: sudo apt install ros-$ROS_DISTRO-rviz2",
+            ),
             Node(
                 package="robot_state_publisher",
                 executable="robot_state_publisher",
