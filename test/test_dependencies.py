@@ -50,9 +50,6 @@ DISTRIBUTIONS: dict[str, tuple[str | None, str]] = {
 OWN_ENVIRONMENT = {"lerobot": REPO / "requirements" / "venv-lerobot.txt"}
 # ROS packages whose Python modules do not follow the *_msgs / *_srvs / *_interfaces / rosidl_* names.
 ROS_PYTHON_PACKAGES = frozenset({"rclpy", "launch", "launch_ros", "ament_index_python"})
-# Executables that launch files start but that are no run dependency: rviz2 (visualisation, installed
-# apart on the machine that shows it; launch/rviz.launch.py).
-OPTIONAL_EXECUTABLES = frozenset({"rviz2"})
 
 
 @dataclass(frozen=True)
@@ -182,22 +179,6 @@ def test_every_import_is_declared():
         if (problem := missing_declaration(found, depends, robot)) is not None
     ]
     assert not problems, "\n".join(problems)
-
-
-def test_launch_files_start_declared_executables():
-    depends = run_dependencies()
-    problems = []
-    for path in sorted((REPO / "launch").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Node"):
-                continue
-            for keyword in node.keywords:
-                if keyword.arg == "package" and isinstance(keyword.value, ast.Constant):
-                    package = keyword.value.value
-                    if package not in depends | {"humanoid_stack"} | OPTIONAL_EXECUTABLES:
-                        problems.append(f"{path.relative_to(REPO)}:{node.lineno} starts {package}")
-    assert not problems, "not in package.xml:\n" + "\n".join(problems)
-    assert not OPTIONAL_EXECUTABLES & depends, "optional executables are not run dependencies"
 
 
 def test_robot_pins_match_the_constraints():
