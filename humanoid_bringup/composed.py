@@ -13,7 +13,7 @@ import sys
 
 from humanoid_bringup.profiles import NODES
 from humanoid_common.config import EXIT_CANNOT_START
-from humanoid_common.lifecycle import run_nodes
+from humanoid_common.lifecycle import exit_now, run_nodes
 
 INSTALL_HINT = (
     "install the robot's dependencies: `rosdep install --from-paths src --ignore-src -y` and "
@@ -50,4 +50,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from humanoid_bringup.composed import start
+from humanoid_common.lifecycle import exit_now
 
 
-def _executable(name: str) -> Callable[[], int]:
-    def main() -> int:
-        return start([name], sys.argv)
+def _executable(name: str) -> Callable[[], NoReturn]:
+    def main() -> NoReturn:
+        exit_now(start([name], sys.argv))
 
     main.__name__ = name
     return main

@@ -10,6 +10,7 @@ configuration that will never start from a crash worth a respawn.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import signal
@@ -17,7 +18,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
@@ -281,3 +282,18 @@ def run_nodes(factories: Sequence[Callable[[], ManagedNode]], args: list[str] | 
             node.destroy_node()
         rclpy.try_shutdown()
     return status
+
+
+def exit_now(status: int) -> NoReturn:
+    """End a node process once run_nodes has returned, without the interpreter's teardown.
+
+    The nodes have released everything themselves by then (ManagedNode.release, rclpy shut down);
+    what is left is freeing the modules of torch, onnxruntime and OpenCV one object at a time, which
+    took 1.3 to 1.4 s of a stop (perception_node, vla_node, idle) and over 2 s under load, past
+    what a supervisor waits. The exit handlers still run (logging, thread pools) and output is
+    flushed; then the process ends at once: 0.1 s from the signal to the exit.
+    """
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

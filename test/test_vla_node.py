@@ -183,8 +183,16 @@ def test_a_stop_signal_brakes_the_arm_to_rest_before_the_node_exits(ros, process
     """Against the sim (which follows the commands): a signal while the arm moves ends in braking
     commands down to rest, exit status 0, and an invariant-clean command stream."""
     sim = processes.start(["-m", "tabletop_sim.node", "--ros-args", "-p", "seed:=4"], "sim")
-    vla = processes.start(
-        ["-m", "vla_node.node", "--ros-args", "-p", "policy:=onnx:vla_node/models/reference"], "vla"
+    vla = processes.start(  # as the executable starts it: ending with exit_now, no interpreter teardown
+        [
+            "-m",
+            "humanoid_bringup.composed",
+            "vla_node",
+            "--ros-args",
+            "-p",
+            "policy:=onnx:vla_node/models/reference",
+        ],
+        "vla",
     )
     helper = ros.node("vla_signal_test")
     topic = "/vla/commanded_joint_states"

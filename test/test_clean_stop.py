@@ -1,0 +1,90 @@
+"""Every node stops cleanly on SIGINT (Ctrl-C, a script's group signal) and SIGTERM (systemd, launch's
+escalation): exit 0, no traceback, quickly, also while it is busy (perception and memory in inference
+on a camera faster than they run, the CPU loaded by other work)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import time
+
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+
+from harness import wait_active, wait_for
+from humanoid_bringup.profiles import NODES
+
+#: What a stop may take: launch escalates SIGINT to SIGTERM after 5 s and SIGTERM to SIGKILL after 5 s
+#: more; issue 11 asks for 2 s. Measured here the slowest node stops in well under that (see the
+#: printed table), so this bound catches a node that hangs, not a slow machine.
+STOP_BOUND_S = 2.0
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+def busy_arguments(tmp_path) -> dict[str, list[str]]:
+    """The six nodes with their own defaults, the head camera at 15 Hz and no rate limits: perception
+    and memory are in inference nearly all the time."""
+    return {
+        "perception_node": ["-p", "max_rate_hz:=0.0", "-p", "warmup_frames:=1"],
+        "memory_node": ["-p", f"data_dir:={tmp_path / 'memory'}", "-p", "max_rate_hz:=0.0"],
+        "vla_node": ["-p", "policy:=onnx:vla_node/models/reference"],
+        "tabletop_sim": [
+            "-r",
+            "/camera/image_raw:=/tabletop/image_raw",
+            "-r",
+            "/camera/camera_info:=/tabletop/info",
+        ],
+        "people_scene": ["-p", "rate_hz:=15.0"],
+        "governor": ["-p", "perception_rates:=[0.0]", "-p", "memory_rates:=[0.0]"],  # never sheds load
+    }
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_every_node_stops_cleanly_and_quickly_while_busy(signal_name, ros, processes, tmp_path):
+    procs = {
+        name: processes.start(["-m", "humanoid_bringup.composed", name, "--ros-args", *arguments], name)
+        for name, arguments in busy_arguments(tmp_path).items()
+    }
+    assert set(procs) == set(NODES)
+    diagnostics = ros.collect(DiagnosticArray, "/diagnostics", 50)
+    wait_active(ros, processes, procs)
+
+    def inference_rate(node: str) -> float:
+        for array in reversed(list(diagnostics)):
+            for status in array.status:
+                if status.name == f"{node}: inference":
+                    return float({v.key: v.value for v in status.values}.get("rate_hz", 0) or 0)
+        return 0.0
+
+    wait_for(lambda: inference_rate("perception_node") > 0.5, 120, "perception in inference")
+    hogs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(2)]
+    for hog in hogs:
+        hog.start()
+    try:
+        time.sleep(3.0)  # the load and the inference going on
+        sent = time.monotonic()
+        for proc in procs.values():
+            proc.send_signal(getattr(signal, signal_name))
+        took: dict[str, float] = {}
+        while len(took) < len(procs) and time.monotonic() - sent < 30:
+            for name, proc in procs.items():
+                if name not in took and proc.poll() is not None:
+                    took[name] = time.monotonic() - sent
+            time.sleep(0.01)
+    finally:
+        for hog in hogs:
+            hog.kill()
+    print(f"\n{signal_name} while busy: " + ", ".join(f"{name} {s:.2f} s" for name, s in took.items()))
+    for name, proc in procs.items():
+        log = processes.log(proc)
+        assert name in took, f"{name} still running 30 s after {signal_name}:\n{log[-3000:]}"
+        assert proc.returncode == 0, f"{name} exited with {proc.returncode}:\n{log[-3000:]}"
+        assert "Traceback" not in log, f"{name}:\n{log[-3000:]}"
+    slow = {name: round(s, 2) for name, s in took.items() if s > STOP_BOUND_S}
+    assert not slow, f"slower than {STOP_BOUND_S} s to stop: {slow}"
