@@ -223,18 +223,27 @@ class _StopSignals:
             self._guard.trigger()
 
     def close(self) -> None:
-        """The previous handlers again, so a second signal while the nodes stop ends the process as
-        it would without us (KeyboardInterrupt, or SIGTERM's default)."""
+        """The previous handlers again, but SIGINT stays ignored while the nodes stop (run_nodes)."""
         if not self._previous:
             return
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if sig == signal.SIGINT else handler)
         signal.set_wakeup_fd(self._previous_fd)
         os.write(self._write, b"\0")
         self._watcher.join(1.0)
         os.close(self._write)
         os.close(self._read)
         self._previous = {}
+
+
+def _ignore_interrupts() -> None:
+    """While the nodes stop, a further SIGINT is ignored: one always comes. A Ctrl-C (or a script's
+    group signal) reaches every node and launch, and launch then sends each node a SIGINT of its own;
+    under systemd a SIGTERM to the group makes launch do the same. Taken as KeyboardInterrupt, that
+    second signal broke off the stop inside destroy_node (a traceback, exit -2, the arm's braking cut
+    short). SIGTERM keeps its default (ends the process at once): launch's escalation still works."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_node(factory: Callable[[], ManagedNode], args: list[str] | None = None) -> int:
@@ -275,6 +284,7 @@ def run_nodes(factories: Sequence[Callable[[], ManagedNode]], args: list[str] | 
     except (KeyboardInterrupt, ExternalShutdownException, _StopRequested):
         pass
     finally:
+        _ignore_interrupts()
         if signals is not None:
             signals.close()
         executor.shutdown()

@@ -1,6 +1,10 @@
 """Every node stops cleanly on SIGINT (Ctrl-C, a script's group signal) and SIGTERM (systemd, launch's
 escalation): exit 0, no traceback, quickly, also while it is busy (perception and memory in inference
-on a camera faster than they run, the CPU loaded by other work)."""
+on a camera faster than they run, the CPU loaded by other work).
+
+Under `ros2 launch` a node always gets a second signal: a group Ctrl-C (or systemd's SIGTERM to the
+group) reaches the node and launch, and launch then sends every node a SIGINT of its own. So after
+the first signal the test keeps sending SIGINT every 20 ms until the node has exited."""
 
 from __future__ import annotations
 
@@ -46,7 +50,9 @@ def busy_arguments(tmp_path) -> dict[str, list[str]]:
 @pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
-def test_every_node_stops_cleanly_and_quickly_while_busy(signal_name, ros, processes, tmp_path):
+def test_every_node_stops_cleanly_and_quickly_while_busy_whatever_follows(
+    signal_name, ros, processes, tmp_path
+):
     procs = {
         name: processes.start(["-m", "humanoid_bringup.composed", name, "--ros-args", *arguments], name)
         for name, arguments in busy_arguments(tmp_path).items()
@@ -73,10 +79,14 @@ def test_every_node_stops_cleanly_and_quickly_while_busy(signal_name, ros, proce
             proc.send_signal(getattr(signal, signal_name))
         took: dict[str, float] = {}
         while len(took) < len(procs) and time.monotonic() - sent < 30:
+            time.sleep(0.02)
             for name, proc in procs.items():
-                if name not in took and proc.poll() is not None:
+                if name in took:
+                    continue
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGINT)  # launch's own, or an impatient user
+                else:
                     took[name] = time.monotonic() - sent
-            time.sleep(0.01)
     finally:
         for hog in hogs:
             hog.kill()
