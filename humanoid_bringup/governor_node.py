@@ -150,20 +150,29 @@ class GovernorNode(ManagedNode):
 
     def destroy_node(self) -> None:
         """Going for good: the process's executor has stopped, so spin here until the nodes have
-        answered the restoring requests of stop_input (at most RESTORE_TIMEOUT_S), then destroy."""
+        answered the restoring requests of stop_input (at most RESTORE_TIMEOUT_S), then destroy. A
+        node whose parameter service goes away meanwhile is stopping too (the whole stack is): it
+        starts again at its profile's rate, so it is not waited for."""
         self.stop_input()
         if self._restoring:
             executor = SingleThreadedExecutor(context=self.context)
             executor.add_node(self)
             deadline = time.monotonic() + RESTORE_TIMEOUT_S
-            for future in self._restoring.values():
-                executor.spin_until_future_complete(future, timeout_sec=max(0.0, deadline - time.monotonic()))
+            while time.monotonic() < deadline and any(
+                not future.done() and self._rate_clients[role].service_is_ready()
+                for role, future in self._restoring.items()
+            ):
+                executor.spin_once(timeout_sec=0.05)
             executor.remove_node(self)
             executor.shutdown()
             rates = self.governor.rates()
             for role, future in self._restoring.items():  # its done-callback would need another spin
                 if future.done():
                     self._acknowledged(role, rates[role], future)
+                elif not self._rate_clients[role].service_is_ready():
+                    self.get_logger().info(
+                        f"{self._param(role)} is stopping too: it starts at its profile's rate"
+                    )
                 else:
                     self.get_logger().warning(
                         f"no answer from {self._param(role)}: its rate may stay lowered"

@@ -43,7 +43,16 @@ def busy_arguments(tmp_path) -> dict[str, list[str]]:
             "/camera/camera_info:=/tabletop/info",
         ],
         "people_scene": ["-p", "rate_hz:=15.0"],
-        "governor": ["-p", "perception_rates:=[0.0]", "-p", "memory_rates:=[0.0]"],  # never sheds load
+        # Sheds load at once (the CPU is busy), so that at the stop it asks for the rates back from nodes
+        # that are stopping too.
+        "governor": [
+            "-p",
+            "perception_rates:=[0.0, 20.0]",
+            "-p",
+            "memory_rates:=[0.0, 10.0]",
+            "-p",
+            "step_s:=0.5",
+        ],
     }
 
 
@@ -61,14 +70,15 @@ def test_every_node_stops_cleanly_and_quickly_while_busy_whatever_follows(
     diagnostics = ros.collect(DiagnosticArray, "/diagnostics", 50)
     wait_active(ros, processes, procs)
 
-    def inference_rate(node: str) -> float:
+    def value(status_name: str, key: str) -> float:
         for array in reversed(list(diagnostics)):
             for status in array.status:
-                if status.name == f"{node}: inference":
-                    return float({v.key: v.value for v in status.values}.get("rate_hz", 0) or 0)
+                if status.name == status_name:
+                    return float({v.key: v.value for v in status.values}.get(key, 0) or 0)
         return 0.0
 
-    wait_for(lambda: inference_rate("perception_node") > 0.5, 120, "perception in inference")
+    wait_for(lambda: value("perception_node: inference", "rate_hz") > 0.5, 120, "perception in inference")
+    wait_for(lambda: value("governor: load", "level") >= 1, 60, "the governor shedding load")
     hogs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(2)]
     for hog in hogs:
         hog.start()
