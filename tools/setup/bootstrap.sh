@@ -29,11 +29,12 @@ PY
 unset _ROS_WHEELS_BOOTSTRAP_COMPLETE LD_LIBRARY_PATH
 echo "setup: installing pinned Python requirements"
 # Every requirements file, except: constraints.txt (pins only), no-deps.txt (installed without
-# dependencies) and venv-*.txt (separate virtual environments, see their own scripts).
+# dependencies), venv-*.txt (separate virtual environments, see their own scripts) and robot.txt
+# (a robot's apt ROS install: NumPy 1 and NVIDIA's torch, README "On the robot").
 req="$root/requirements"
 files=()
 for f in "$req"/*.txt; do
-  case "$(basename "$f")" in constraints.txt|no-deps.txt|venv-*.txt) ;; *) files+=(-r "$f") ;; esac
+  case "$(basename "$f")" in constraints.txt|no-deps.txt|venv-*.txt|robot.txt) ;; *) files+=(-r "$f") ;; esac
 done
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$req/constraints.txt" "${files[@]}"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r "$req/no-deps.txt"
