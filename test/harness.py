@@ -106,9 +106,26 @@ def wait_active(ros: RosHarness, processes: ProcessGroup, procs: dict[str, subpr
             f"{name} to start",
         )
         assert proc.poll() is None, f"{name} exited with {proc.returncode}:\n{processes.log(proc)[-3000:]}"
-        future = client.call_async(GetState.Request())
-        wait_for(future.done, 30, f"{name}'s state")
-        assert future.result().current_state.id == State.PRIMARY_STATE_ACTIVE, f"{name} is not active"
+        assert call_service(client, GetState.Request(), 60, f"{name}'s state").current_state.id == (
+            State.PRIMARY_STATE_ACTIVE
+        ), f"{name} is not active"
+
+
+def call_service(client: Any, request: Any, timeout: float, what: str, attempt_s: float = 5.0) -> Any:
+    """The response to `request`, asked again every `attempt_s` until `timeout`. A client can see the
+    service (its request reached the server's reader) before the server's response writer has
+    matched the client's reader: a response sent then is lost, and one call would wait for ever.
+    Seen in full test runs, with many participants to discover."""
+    deadline = time.monotonic() + timeout
+    while True:
+        future = client.call_async(request)
+        try:
+            wait_for(future.done, min(attempt_s, deadline - time.monotonic()), what)
+            return future.result()
+        except AssertionError:
+            client.remove_pending_request(future)
+            if time.monotonic() >= deadline:
+                raise
 
 
 def clean_zombie_shared_memory() -> str:

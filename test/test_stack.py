@@ -30,15 +30,15 @@ def _params(tmp_path: Path, values: dict[str, dict]) -> Path:
     return path
 
 
-def _node_pid(runner: subprocess.Popen, module: str) -> int | None:
-    """The pid of the runner's child running `python -m module`."""
+def _node_pid(runner: subprocess.Popen, node: str) -> int | None:
+    """The pid of the runner's child running `node` (`python -m humanoid_bringup.composed <node> ...`)."""
     try:
         children = psutil.Process(runner.pid).children()
     except psutil.NoSuchProcess:
         return None
     for child in children:
         try:
-            if module in child.cmdline():
+            if node in child.cmdline():
                 return child.pid
         except psutil.NoSuchProcess:
             continue
@@ -68,18 +68,18 @@ def test_a_killed_node_is_respawned_and_publishes_again_while_the_others_run(ros
     detections = ros.collect(DetectionArray, "/perception/detections", qos.profile("/perception/detections"))
     joints = ros.collect(JointState, "/joint_states", qos.profile("/joint_states", for_subscription=True))
     wait_for(lambda: len(detections) >= 3, 120, "detections of the sim's camera images")
-    perception, sim = _node_pid(runner, "perception_node.node"), _node_pid(runner, "tabletop_sim.node")
+    perception, sim = _node_pid(runner, "perception_node"), _node_pid(runner, "tabletop_sim")
     assert perception
     assert sim
 
     os.kill(perception, signal.SIGKILL)
     killed_at = time.monotonic()
-    wait_for(lambda: (p := _node_pid(runner, "perception_node.node")) and p != perception, 30, "the respawn")
+    wait_for(lambda: (p := _node_pid(runner, "perception_node")) and p != perception, 30, "the respawn")
     joints_at_kill, detections_at_kill = len(joints), len(detections)
     wait_for(lambda: len(detections) > detections_at_kill + 2, 120, "detections from the respawned node")
     took = time.monotonic() - killed_at
     print(f"perception_node {perception} killed, respawned and publishing again {took:.1f} s later")
-    assert _node_pid(runner, "tabletop_sim.node") == sim  # the others were not restarted
+    assert _node_pid(runner, "tabletop_sim") == sim  # the others were not restarted
     assert len(joints) > joints_at_kill  # ... and kept publishing meanwhile
     assert runner.poll() is None
     assert processes.stop(runner) == 0
