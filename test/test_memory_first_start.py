@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import statistics
 import subprocess
 import time
 from dataclasses import dataclass
@@ -78,18 +79,31 @@ def _opens(data: Path) -> str:
     return f"integrity {bad}" if bad else (f"temporary files left: {leftovers}" if leftovers else "")
 
 
+def _calibrate(processes: ProcessGroup, tmp_path: Path, runs: int = 3) -> tuple[float, float]:
+    """(start → ready, first file → ready) in seconds, the medians of `runs` undisturbed first starts.
+    One run is not enough: a cold first start (models not yet in the page cache, a busy machine) once
+    gave a window 6 times the usual, and most focused kills then landed after the start."""
+    times = []
+    for run in range(runs):
+        data = tmp_path / f"calibration{run}"
+        began = time.monotonic()
+        proc = _start(processes, data, f"calibration{run}")
+        _first_file(data, proc)
+        first_file_s = time.monotonic() - began
+        wait_for(
+            lambda proc=proc: READY in processes.log(proc), 60, "a first start to complete", interval=0.001
+        )
+        ready_s = time.monotonic() - began
+        assert processes.stop(proc) == 0, processes.log(proc)
+        times.append((ready_s, ready_s - first_file_s))  # the folder is being filled during the latter
+    return statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+
+
 def test_kills_during_the_first_start_never_brick_the_store(processes, tmp_path, monkeypatch):
     monkeypatch.delenv("HUMANOID_MEMORY_KEY", raising=False)  # the node creates its key file too
     rng = random.Random(10)
     started = time.monotonic()
-    data = tmp_path / "calibration"
-    proc = _start(processes, data, "calibration")
-    _first_file(data, proc)
-    first_file_s = time.monotonic() - started
-    wait_for(lambda: READY in processes.log(proc), 60, "the first start to complete", interval=0.001)
-    ready_s = time.monotonic() - started
-    assert processes.stop(proc) == 0, processes.log(proc)
-    window_s = ready_s - first_file_s  # the folder is being filled during this time
+    ready_s, window_s = _calibrate(processes, tmp_path)
     kinds = ["uniform"] * UNIFORM_KILLS + ["focused"] * FOCUSED_KILLS + ["interrupt"] * INTERRUPTS
     rng.shuffle(kinds)
     kills: list[Kill] = []
