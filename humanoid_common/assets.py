@@ -59,7 +59,11 @@ def assets_dir() -> Path:
 
 def asset_index() -> dict[str, dict[str, str]]:
     """The index in effect (asset name → path, sha256, licence, source)."""
-    index = assets_dir() / "index.json"
+    return _read_index(assets_dir())
+
+
+def _read_index(folder: Path) -> dict[str, dict[str, str]]:
+    index = folder / "index.json"
     try:
         data = json.loads(index.read_text())
     except json.JSONDecodeError as error:
@@ -71,8 +75,8 @@ def asset_index() -> dict[str, dict[str, str]]:
 
 def asset_path(name: str) -> Path:
     """Absolute path of one asset by its index name, e.g. ``asset_path("vtest.avi")``."""
-    index = asset_index()
     folder = assets_dir()
+    index = _read_index(folder)
     entry = index.get(name)
     if entry is None:
         known = ", ".join(sorted(index)) or "none"
@@ -86,7 +90,7 @@ def asset_path(name: str) -> Path:
 def model_file(value: str, parameter: str) -> Path:
     """A model parameter's file: a path (it has a folder separator or starts with ~) that must
     exist, else the name of an asset. Every model parameter of the nodes reads through this."""
-    if os.sep in value or "/" in value or value.startswith("~"):
+    if "/" in value or value.startswith("~"):
         path = Path(value).expanduser()
         if not path.exists():
             raise AssetError(f"parameter {parameter!r}: {path} does not exist")
