@@ -4,6 +4,8 @@
   --quick: 1k, 10k) for exact numpy search and the HNSW index (hnswlib), with the index's recall@1
   against exact search and its build time. HNSW is built up to ``args.hnsw_max`` vectors (default
   100k: a 1M build takes tens of minutes on 2 cores).
+- ``lookup``: `FaceMemory.refine` alone (Tier 2 search and voting) for 5 faces against 100 to 10k
+  people, without and with learned samples (the second index of issue 12).
 - ``tiers``: Tier 0 hot-cache hit latency; store bytes per person (0 and 50 samples); end to end per
   frame (detect + embed + Tier 0/1 + batched Tier 2 with a 1000-person gallery) with 1 and 5 faces.
 
@@ -118,8 +120,8 @@ def sections(
                 for _ in range(count):
                     vectors = unit_rows(rng, samples + 1)
                     person = PersonRecord(os.urandom(16).hex(), "Some Name", True, centroid=vectors[0])
-                    store.put_person(person)
-                    store.add_samples(person, [(0.0, v) for v in vectors[1:]])
+                    person.samples = [(0.0, v) for v in vectors[1:]]
+                    store.put_person(person, replace_samples=True)
                 store.close()
                 kib = (path.stat().st_size - empty) / count / 1024
                 params = {"samples": samples, "dim": DIM, "people": count, "kib_per_person": round(kib, 3)}
@@ -159,4 +161,45 @@ def sections(
             memory.close()
         return rows
 
-    return {"match": match_section, "tiers": tiers_section}
+    def lookup_section(args: argparse.Namespace, progress: Progress) -> list[Any]:
+        """Tier 2 lookup alone: `FaceMemory.refine` for a frame of 5 faces (index search and voting)
+        against people with 5 enrolled samples each, without and with 5 learned samples each, for
+        faces of people in memory and of strangers. The config's defaults decide how many of them are
+        indexed. The same code runs on a tree from before issue 12 (one index, no `learned`): compare
+        the two side by side on one machine."""
+        from memory_node.config import MemoryConfig, StorageConfig, Thresholds
+        from memory_node.memory import FaceMemory, FaceObservation
+        from memory_node.store import PersonRecord
+
+        rng = np.random.default_rng(2)
+        thresholds = Thresholds(known=0.45, tentative=0.3, margin=0.1)
+        rows = []
+        with tempfile.TemporaryDirectory() as folder:
+            for people in (100, 1_000) if args.quick else (100, 1_000, 10_000):
+                for learned in (0, 5):
+                    progress(f"lookup: {people} people, {learned} learned samples each")
+                    config = MemoryConfig(storage=StorageConfig(data_dir=f"{folder}/{people}_{learned}"))
+                    memory = FaceMemory.open(config, thresholds, DIM)
+                    centres = unit_rows(rng, people)
+                    for i, centre in enumerate(centres):
+                        person = PersonRecord(str(i), centroid=centre)
+                        person.samples = [(0.0, v) for v in near(rng, np.tile(centre, (5, 1)))]
+                        person.learned = [(1.0, v) for v in near(rng, np.tile(centre, (learned, 1)))]
+                        memory.people[person.person_id] = person
+                    memory._index_people(list(memory.people.values()))
+                    probes = {"known": near(rng, centres[:5]), "strangers": unit_rows(rng, 5)}
+                    for kind, vectors in probes.items():
+                        faces = [FaceObservation(t, v) for t, v in enumerate(vectors, start=len(rows) * 5)]
+                        clock = iter(range(10**9))
+                        stats = time_ms(
+                            lambda faces=faces, clock=clock, memory=memory: memory.refine(
+                                [(faces, next(clock))]
+                            ),
+                            *((50, 5) if args.quick else (500, 20)),
+                        )
+                        params = {"people": people, "learned": learned, "faces": f"5 {kind}", "dim": DIM}
+                        rows.append(row("lookup", "refine, 5 faces", params, stats))
+                    memory.close()
+        return rows
+
+    return {"match": match_section, "tiers": tiers_section, "lookup": lookup_section}

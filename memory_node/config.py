@@ -25,6 +25,7 @@ class Thresholds:
     known: float
     tentative: float
     margin: float
+    gallery_size: int = 0  # people in memory the bands were calibrated for (0: not recorded)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class TierConfig:
     recent_ttl_s: float = 3600.0  # Tier 1: tracks kept for the last hour
     recent_samples_per_track: int = 20  # Tier 1: good embeddings kept per track (for enrolment)
     exact_search_max: int = 100_000  # Tier 2: exact numpy search up to this many vectors, HNSW above
-    index_samples_per_person: int = 5  # Tier 2: recent samples indexed besides the centroid
+    index_samples_per_person: int = 3  # Tier 2: newest anchor samples indexed besides the centroid
+    index_learned_per_person: int = 2  # Tier 2: newest learned samples indexed (they never make KNOWN)
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ class EventConfig:
 @dataclass(frozen=True)
 class ConsolidationConfig:
     period_s: float = 1800.0  # background consolidation every 30 min
-    max_samples: int = 50  # samples kept per person
+    max_samples: int = 50  # anchor (enrolled) samples kept per person
+    max_learned_samples: int = 20  # samples learned from the camera kept per person
     recency_half_life_s: float = 30 * 86400.0  # sample weight halves with this age in the centroid
     merge_similarity: float = 0.0  # provisional identities this close are merged; 0 = thresholds.known
     archive_after_s: float = 180 * 86400.0  # people unseen this long move to the cold archive
@@ -169,6 +172,7 @@ def validate(cfg: MemoryConfig, where: str = "memory") -> MemoryConfig:
     _check(t.recent_samples_per_track >= 1, f"{where}.tiers.recent_samples_per_track must be at least 1")
     _check(t.exact_search_max >= 0, f"{where}.tiers.exact_search_max must be >= 0")
     _check(t.index_samples_per_person >= 0, f"{where}.tiers.index_samples_per_person must be >= 0")
+    _check(t.index_learned_per_person >= 0, f"{where}.tiers.index_learned_per_person must be >= 0")
     _check(s.min_samples >= 2, f"{where}.strangers.min_samples ({s.min_samples}) must be at least 2")
     _check(s.min_span_s >= 0, f"{where}.strangers.min_span_s must be >= 0")
     _check(-1 <= s.min_consistency <= 1, f"{where}.strangers.min_consistency must be in [-1, 1] (0 = auto)")
@@ -181,6 +185,7 @@ def validate(cfg: MemoryConfig, where: str = "memory") -> MemoryConfig:
         f"{where}.consolidation.max_samples ({c.max_samples}) must be >= "
         f"strangers.min_samples ({s.min_samples})",
     )
+    _check(c.max_learned_samples >= 0, f"{where}.consolidation.max_learned_samples must be >= 0")
     _check(c.recency_half_life_s > 0, f"{where}.consolidation.recency_half_life_s must be > 0")
     _check(-1 <= c.merge_similarity <= 1, f"{where}.consolidation.merge_similarity must be in [-1, 1]")
     _check(c.archive_after_s > 0, f"{where}.consolidation.archive_after_s must be > 0")
@@ -236,7 +241,12 @@ def parse_thresholds(data: Any, model_name: str, source: str = "face_thresholds.
         )
     if not 0.0 <= values["margin"] < 1.0:
         raise MemoryConfigError(f"{source}: {model_name}.margin ({values['margin']}) must be in [0, 1)")
-    return Thresholds(**values)
+    size = entry.get("gallery_size", 0)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise MemoryConfigError(
+            f"{source}: {model_name}.gallery_size: expected a whole number >= 0, got {size!r}"
+        )
+    return Thresholds(**values, gallery_size=size)
 
 
 def load_thresholds(path: str | Path, model_name: str) -> Thresholds:

@@ -10,8 +10,8 @@ Sample = tuple[float, np.ndarray]  # (time taken, L2-normalised embedding)
 
 
 def cap_samples(samples: Sequence[Sample], cap: int) -> list[Sample]:
-    """The newest `cap` samples, oldest first."""
-    return sorted(samples, key=lambda s: s[0])[-cap:]
+    """The newest `cap` samples, oldest first (none for a cap of 0)."""
+    return sorted(samples, key=lambda s: s[0])[-cap:] if cap > 0 else []
 
 
 def weighted_centroid(samples: Sequence[Sample], now: float, half_life_s: float) -> np.ndarray:

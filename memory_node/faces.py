@@ -27,7 +27,7 @@ import onnxruntime as ort
 
 from humanoid_common.assets import model_file
 from memory_node.align import CROP_SIZE, align_face, from_image_order
-from memory_node.quality import pose_angles, sharpness
+from memory_node.quality import POSE_REFERENCES, TEMPLATE_REFERENCE, PoseReference, pose_angles, sharpness
 from memory_node.scrfd import ScrfdDetector
 
 BACKENDS = ("insightface", "opencv")
@@ -65,7 +65,7 @@ class QualityGates:
     min_size_px: float = 40.0  # shorter side of the face box
     min_score: float = 0.6  # detector confidence
     min_sharpness: float = 40.0  # variance of the Laplacian of the aligned 112×112 grey crop
-    max_yaw_deg: float = 40.0  # landmark pose proxy (memory_node.quality)
+    max_yaw_deg: float = 40.0  # landmark pose proxy (memory_node.quality), from the detector's frontal face
     max_pitch_deg: float = 35.0
 
     def __post_init__(self) -> None:
@@ -79,11 +79,17 @@ class QualityGates:
                 raise ValueError(f"QualityGates.{name} must be in (0, 90] degrees, got {getattr(self, name)}")
 
     def assess(
-        self, box_size: float, score: float, crop: np.ndarray, landmarks: np.ndarray
+        self,
+        box_size: float,
+        score: float,
+        crop: np.ndarray,
+        landmarks: np.ndarray,
+        pose_reference: PoseReference = TEMPLATE_REFERENCE,
     ) -> tuple[str, float]:
-        """(issue, quality) of one face; quality is the product of per-gate factors in [0, 1]."""
+        """(issue, quality) of one face; quality is the product of per-gate factors in [0, 1].
+        `pose_reference`: the detector's frontal landmark geometry (memory_node.quality.POSE_REFERENCES)."""
         sharp = sharpness(crop)
-        yaw, pitch = pose_angles(landmarks)
+        yaw, pitch = pose_angles(landmarks, pose_reference)
         if box_size < self.min_size_px:
             issue = "too_small"
         elif score < self.min_score:
@@ -106,6 +112,7 @@ class FacePipeline(Protocol):
     backend: str  # "insightface" | "opencv"
     model_name: str  # embedding model id; similarity thresholds are per model
     dim: int  # embedding dimension
+    pose_reference: PoseReference  # the detector's frontal landmark geometry (the pose gate's reference)
 
     def detect(self, bgr: np.ndarray) -> list[Face]:
         """Detection + landmarks + quality gates (no embeddings), best score first."""
@@ -181,6 +188,7 @@ class _AlignedPipeline(ABC):
     backend: str
     model_name: str
     dim: int
+    pose_reference: PoseReference  # where the backend's detector puts the landmarks on a frontal face
 
     def __init__(self, gates: QualityGates) -> None:
         self.gates = gates
@@ -200,7 +208,7 @@ class _AlignedPipeline(ABC):
             landmarks = from_image_order(keypoints)
             crop = align_face(bgr, landmarks)
             size = float(min(box[2] - box[0], box[3] - box[1]))
-            issue, quality = self.gates.assess(size, score, crop, landmarks)
+            issue, quality = self.gates.assess(size, score, crop, landmarks, self.pose_reference)
             box_tuple = tuple(float(v) for v in box)
             faces.append(Face(box_tuple, landmarks, float(np.clip(score, 0.0, 1.0)), quality, issue))
         return faces
@@ -236,6 +244,7 @@ class InsightFacePipeline(_AlignedPipeline):
     backend = "insightface"
     model_name = "w600k_mbf"
     default_models = ("scrfd_500m_bnkps.onnx", "w600k_mbf.onnx")
+    pose_reference = POSE_REFERENCES["scrfd"]
 
     def __init__(self, providers: Sequence[Provider], gates: QualityGates, models: tuple[Path, Path]) -> None:
         super().__init__(gates)
@@ -264,6 +273,7 @@ class OpenCvPipeline(_AlignedPipeline):
     backend = "opencv"
     model_name = "sface"
     default_models = ("yunet.onnx", "sface.onnx")
+    pose_reference = POSE_REFERENCES["yunet"]
     dim = 128
 
     def __init__(self, providers: Sequence[Provider], gates: QualityGates, models: tuple[Path, Path]) -> None:

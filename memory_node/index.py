@@ -9,6 +9,7 @@ The switch size comes from bench/memory.py (see docs/memory.md).
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,17 +132,30 @@ class VectorIndex:
 
     def set_person(self, person_id: str, vectors: np.ndarray) -> None:
         """Replace `person_id`'s vectors (centroid and samples) with `vectors` (n, dim), L2-normalised."""
-        vectors = np.atleast_2d(np.asarray(vectors, np.float32))
-        if vectors.shape[1] != self.dim:
-            raise ValueError(f"index dimension is {self.dim}, got vectors of {vectors.shape[1]}")
+        self.set_people({person_id: vectors})
+
+    def set_people(self, vectors_of: Mapping[str, np.ndarray]) -> None:
+        """Replace each person's vectors in one insertion (a memory's start indexes everybody at once:
+        one insertion per person would copy the growing exact matrix once per person). A person given
+        no vectors is removed."""
+        items = {pid: np.asarray(v, np.float32).reshape(-1, self.dim) for pid, v in vectors_of.items()}
         with self._lock:
-            self._remove_locked(person_id)
+            for person_id in items:
+                self._remove_locked(person_id)
+            items = {pid: v for pid, v in items.items() if len(v)}
+            if not items:
+                return
+            vectors = np.concatenate(list(items.values()))
             labels = np.arange(self._next_label, self._next_label + len(vectors), dtype=np.int64)
             self._next_label += len(vectors)
             self._maybe_upgrade(len(vectors))
             self._backend.add(labels, vectors)
-            self._labels_of[person_id] = labels.tolist()
-            self._person_of.update((int(label), person_id) for label in labels)
+            start = 0
+            for person_id, rows in items.items():
+                mine = labels[start : start + len(rows)].tolist()
+                start += len(rows)
+                self._labels_of[person_id] = mine
+                self._person_of.update((label, person_id) for label in mine)
 
     def remove(self, person_id: str) -> None:
         with self._lock:

@@ -6,11 +6,17 @@ Plain Python (no rclpy). The node calls `provisional()` as soon as a frame's fac
 periodically for LEFT events and expiry, and `consolidate()` every consolidation period.
 All public methods are thread-safe (one re-entrant lock).
 
-Guards that hold whoever calls (issue 10): samples join a person only when each is at least TENTATIVE
-for them (similarity to one of their indexed vectors ≥ the tentative threshold), so a stranger's face
-never feeds someone else's memory, whether through ConfirmIdentity, an Enroll under their name or a
-track that leaves; ConfirmIdentity(confirmed) needs the track to be voted at least TENTATIVE for that
-person; names are normalised and compared by look (memory_node.names), never a look-alike twin.
+Anchored learning (issue 12): a person's enrolled samples are anchors; samples learned from the
+camera are kept apart and can never make a face KNOWN (memory_node.bands.classify_anchored), so the
+memory cannot drift onto a stranger. A sample is learned only from a frame KNOWN with margin for the
+person, whose similarity to their anchors is at least `known`, on a track that had at least
+`voting.known_votes` such frames; a track that leaves and ConfirmIdentity(confirmed) follow that one
+rule (`_learn`).
+
+Guards that hold whoever calls (issue 10): an Enroll under an existing person's name adds only the
+faces their anchors already KNOW; ConfirmIdentity(confirmed) needs the track to be voted at least
+TENTATIVE for that person; names are normalised and compared by look (memory_node.names), never a
+look-alike twin.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from enum import IntEnum
 import numpy as np
 
 from humanoid_common.validation import quoted
-from memory_node.bands import Band, Match, Tier, classify
+from memory_node.bands import Band, Match, Tier, classify, classify_anchored
 from memory_node.config import MemoryConfig, Thresholds
 from memory_node.consolidation import (
     cap_samples,
@@ -37,7 +43,7 @@ from memory_node.errors import MemoryRequestError
 from memory_node.hot_cache import HotCache
 from memory_node.index import VectorIndex
 from memory_node.names import normalise_name, same_name
-from memory_node.recent import RecentTracks, TrackRecord
+from memory_node.recent import RecentTracks, TrackRecord, TrackSample
 from memory_node.store import PersonRecord, PersonStore
 
 STORE_FILE = "people.sqlite"
@@ -98,6 +104,7 @@ class FaceMemory:
         self.hot = HotCache(tiers.hot_cache_size, tiers.hot_cache_ttl_s)
         self.recent = RecentTracks(tiers, config.voting)
         self.index = VectorIndex(dim, tiers.exact_search_max, 1 + tiers.index_samples_per_person)
+        self.learned_index = VectorIndex(dim, tiers.exact_search_max, max(1, tiers.index_learned_per_person))
         self.people: dict[str, PersonRecord] = {}
         self._events: list[Event] = []
         self._lock = threading.RLock()
@@ -105,7 +112,7 @@ class FaceMemory:
         for person in store.load():
             self._check_dim(person)
             self.people[person.person_id] = person
-            self._index_person(person)
+        self._index_people(list(self.people.values()))
 
     @classmethod
     def open(cls, config: MemoryConfig, thresholds: Thresholds, dim: int) -> FaceMemory:
@@ -141,25 +148,35 @@ class FaceMemory:
             self.archive.delete_person(pid)
 
     def _vectors(self, person: PersonRecord) -> np.ndarray | None:
-        """What Tier 2 indexes of a person: the centroid and the newest samples."""
+        """A person's anchor vectors in Tier 2: the centroid of their anchors and the newest anchors."""
         if person.centroid is None:
             return None
-        recent = [e for _, e in person.samples[-self.config.tiers.index_samples_per_person :]]
-        if self.config.tiers.index_samples_per_person == 0:
-            recent = []
+        count = self.config.tiers.index_samples_per_person
+        recent = [e for _, e in person.samples[-count:]] if count else []
         return np.stack([person.centroid, *recent])
 
     def _index_person(self, person: PersonRecord) -> None:
-        vectors = self._vectors(person)
-        if vectors is not None:
-            self.index.set_person(person.person_id, vectors)
+        self._index_people([person])
 
-    def _alike(self, person: PersonRecord, embeddings: Sequence[np.ndarray]) -> np.ndarray:
-        """Per embedding: at least TENTATIVE for `person` (best similarity to their indexed vectors)."""
+    def _index_people(self, people: Sequence[PersonRecord]) -> None:
+        """(Re)index people's anchor vectors and learned samples, each index in one insertion."""
+        count = self.config.tiers.index_learned_per_person
+        empty = np.empty((0, self.dim), np.float32)
+        anchors = {p.person_id: self._vectors(p) for p in people}
+        self.index.set_people({pid: empty if v is None else v for pid, v in anchors.items()})
+        self.learned_index.set_people(
+            {
+                p.person_id: np.stack([e for _, e in p.learned[-count:]]) if count and p.learned else empty
+                for p in people
+            }
+        )
+
+    def _anchor_known(self, person: PersonRecord, embeddings: Sequence[np.ndarray]) -> np.ndarray:
+        """Per embedding: its best similarity to `person`'s anchor vectors reaches `known`."""
         vectors = self._vectors(person)
         if vectors is None or not len(embeddings):
             return np.zeros(len(embeddings), bool)
-        return (np.stack(embeddings) @ vectors.T).max(axis=1) >= self.thresholds.tentative
+        return (np.stack(embeddings) @ vectors.T).max(axis=1) >= self.thresholds.known
 
     def _centroid(self, samples: Sequence[tuple[float, np.ndarray]], now: float) -> np.ndarray:
         return weighted_centroid(samples, now, self.config.consolidation.recency_half_life_s)
@@ -199,10 +216,11 @@ class FaceMemory:
 
     # -- refined path: tier 2 search (batched), tier 3 writes, voting and events -------------------
     def refine(self, frames: Sequence[tuple[Sequence[FaceObservation], float]]) -> list[list[Match]]:
-        """Refined matches for several frames (each: faces, time) with one index search for all."""
+        """Refined matches for several frames (each: faces, time), one search of each index for all."""
         with self._lock:
             flat = [f.embedding for faces, _ in frames for f in faces if f.embedding is not None]
-            candidates = iter(self.index.search(np.stack(flat)) if flat else [])
+            found = self._search(np.stack(flat)) if flat else []
+            anchors, learned = iter(a for a, _ in found), iter(b for _, b in found)
             results = []
             for faces, now in frames:
                 matches = []
@@ -211,10 +229,29 @@ class FaceMemory:
                     if face.embedding is None:
                         matches.append(self._failed_gate_match(record))
                         continue
-                    record.samples.append((now, face.embedding))
-                    matches.append(self._decide(record, self._index_match(next(candidates)), now))
+                    match = self._index_match(next(anchors), next(learned))
+                    known_for = match.person_id if match.band == Band.KNOWN else ""
+                    record.samples.append(TrackSample(now, face.embedding, known_for))
+                    matches.append(self._decide(record, match, now))
                 results.append(matches)
             return results
+
+    def _search(self, queries: np.ndarray) -> list[tuple[list, list]]:
+        """(anchor candidates, learned candidates) per query. Learned samples cannot change a face
+        the anchors make KNOWN, so only the other faces are searched among them."""
+        anchors = self.index.search(queries)
+        learned: list[list] = [[] for _ in anchors]
+        if len(self.learned_index):
+            rest = [i for i, found in enumerate(anchors) if not self._anchors_know(found)]
+            for i, found in zip(rest, self.learned_index.search(queries[rest]) if rest else [], strict=True):
+                learned[i] = found
+        return list(zip(anchors, learned, strict=True))
+
+    def _anchors_know(self, candidates: list) -> bool:
+        if not candidates:
+            return False
+        second = candidates[1].similarity if len(candidates) > 1 else None
+        return classify(candidates[0].similarity, second, self.thresholds)[0] == Band.KNOWN
 
     def _failed_gate_match(self, record: TrackRecord) -> Match:
         identity = record.identity
@@ -222,16 +259,14 @@ class FaceMemory:
             return replace(identity, tier=Tier.RECENT)
         return Match(tier=Tier.NONE)
 
-    def _index_match(self, candidates: list) -> Match:
-        if not candidates:
+    def _index_match(self, anchors: list, learned: list) -> Match:
+        if not anchors and not learned:
             return Match(tier=Tier.INDEX)
-        best = candidates[0]
-        second = candidates[1].similarity if len(candidates) > 1 else None
-        band, margin = classify(best.similarity, second, self.thresholds)
-        person = self.people.get(best.person_id)
+        person_id, similarity, margin, band = classify_anchored(anchors, learned, self.thresholds)
+        person = self.people.get(person_id)
         if band == Band.UNKNOWN or person is None:
-            return Match(similarity=best.similarity, margin=margin, tier=Tier.INDEX)
-        return Match(person.person_id, person.name, best.similarity, margin, band, Tier.INDEX)
+            return Match(similarity=similarity, margin=margin, tier=Tier.INDEX)
+        return Match(person.person_id, person.name, similarity, margin, band, Tier.INDEX)
 
     def _decide(self, record: TrackRecord, match: Match, now: float) -> Match:
         decision = record.vote.add(match)
@@ -301,7 +336,7 @@ class FaceMemory:
         archived = [p for p in self.archive.load() if p.centroid is not None]
         if not archived:
             return None
-        query = self._centroid(list(record.samples), now)
+        query = self._centroid(record.timed(), now)
         sims = np.stack([p.centroid for p in archived]) @ query
         best = int(np.argmax(sims))
         if sims[best] < self.thresholds.known:
@@ -318,14 +353,14 @@ class FaceMemory:
         cfg = self.config.strangers
         if (
             len(record.samples) < cfg.min_samples
-            or record.samples[-1][0] - record.samples[0][0] < cfg.min_span_s
+            or record.samples[-1].taken - record.samples[0].taken < cfg.min_span_s
         ):
             return None
         vectors = record.embeddings()
         consistency = mean_pairwise_similarity(vectors)
         if consistency < (cfg.min_consistency or self.thresholds.tentative):
             return None
-        samples = list(record.samples)
+        samples = record.timed()
         person = PersonRecord(
             uuid.uuid4().hex,
             provisional=True,
@@ -364,7 +399,7 @@ class FaceMemory:
                     self.people.get(identity.person_id) if identity and identity.band == Band.KNOWN else None
                 )
                 if person is not None:
-                    self._learn(person, list(record.samples), record.last_seen)
+                    self._learn(person, record)
                     record.samples.clear()
                     if self._in_view_elsewhere(person.person_id, record, now):
                         continue  # the same person on another track (a tracker's new id): not gone
@@ -393,20 +428,21 @@ class FaceMemory:
             for other in self.recent.tracks.values()
         )
 
-    def _learn(self, person: PersonRecord, samples: list[tuple[float, np.ndarray]], now: float) -> int:
-        """Add the samples at least TENTATIVE for the person (capped), refresh centroid and index, store
-        in one transaction; returns how many were added."""
-        alike = self._alike(person, [e for _, e in samples])
-        samples = [s for s, ok in zip(samples, alike, strict=True) if ok]
+    def _learn(self, person: PersonRecord, record: TrackRecord) -> int:
+        """Keep the track's samples whose frames were KNOWN with margin for the person and whose
+        similarity to the person's anchors reaches `known`, as learned samples (never anchors), when at
+        least `voting.known_votes` frames were; store in one transaction; returns how many were added."""
+        samples = record.known_for(person.person_id)
+        if len(samples) < self.config.voting.known_votes:
+            return 0
+        near = self._anchor_known(person, [e for _, e in samples])
+        samples = [s for s, ok in zip(samples, near, strict=True) if ok]
         if not samples:
             return 0
-        person.last_seen = max(person.last_seen or now, now)
-        person.samples = cap_samples(person.samples + samples, self.config.consolidation.max_samples)
-        person.centroid = self._centroid(person.samples, now)
+        person.last_seen = max(person.last_seen or record.last_seen, record.last_seen)
+        person.learned = cap_samples(person.learned + samples, self.config.consolidation.max_learned_samples)
         self.store.put_person(person, replace_samples=True)
         self._index_person(person)
-        if person.person_id in self.hot:
-            self.hot.put(person.person_id, person.name, person.centroid, now)
         return len(samples)
 
     # -- requests ---------------------------------------------------------------------------------
@@ -449,8 +485,9 @@ class FaceMemory:
         now: float,
         images: Sequence[bytes] = (),
     ) -> tuple[str, int]:
-        """Add a consenting person, or samples to the consenting person whose name looks like `name`
-        (only the samples at least TENTATIVE for them); returns (id, samples added)."""
+        """Add a consenting person, or anchors to the consenting person whose name looks like `name`
+        (only the faces their anchors already KNOW: a caller cannot walk someone's anchors towards a
+        stranger); returns (id, samples added)."""
         name = self.enrolment_name(name, consent)
         if not embeddings:
             raise MemoryRequestError("no face passed the quality gates: nothing to enrol")
@@ -462,13 +499,13 @@ class FaceMemory:
                 person = PersonRecord(uuid.uuid4().hex, name, True, first_seen=now)
                 keep = np.ones(len(embeddings), bool)
             else:
-                keep = self._alike(person, embeddings)
+                keep = self._anchor_known(person, embeddings)
                 if not keep.any():
                     raise MemoryRequestError(
                         f"the name {quoted(name)} is {quoted(person.name)}'s, who is in memory, but none "
-                        f"of these {len(embeddings)} faces looks like them (below the tentative "
-                        f"threshold): nothing was added. To enrol someone else, use a name that looks "
-                        f"different"
+                        f"of these {len(embeddings)} faces is recognised as them (below the known "
+                        f"threshold against their enrolled faces): nothing was added. To enrol someone "
+                        f"else, use a name that looks different"
                     )
             samples = [(now, e) for e, ok in zip(embeddings, keep, strict=True) if ok]
             self.people[person.person_id] = person
@@ -509,12 +546,19 @@ class FaceMemory:
             identity = record.identity
             person = self.people.get(identity.person_id) if identity else None
             if person is not None and person.provisional and self._named(name) is None:
+                # The unnamed identity was formed from this face's own tracks: its samples are the
+                # anchors, and the track's faces its anchors KNOW join them.
                 person.name, person.consent, person.provisional = name, True, False
-                self.store.put_person(person)
-                added = self._learn(person, list(record.samples), now)
+                near = self._anchor_known(person, [s.embedding for s in record.samples])
+                added = int(near.sum())
+                new = [s for s, ok in zip(record.timed(), near, strict=True) if ok]
+                person.samples = cap_samples(person.samples + new, self.config.consolidation.max_samples)
+                person.centroid = self._centroid(person.samples, now)
+                self.store.put_person(person, replace_samples=True)
+                self._index_person(person)
                 pid = person.person_id
             else:
-                pid, added = self.enroll(name, consent, [e for _, e in record.samples], now)
+                pid, added = self.enroll(name, consent, [s.embedding for s in record.samples], now)
             record.samples.clear()
             person = self.people[pid]
             match = Match(pid, person.name, 1.0, 1.0, Band.KNOWN, Tier.RECENT)
@@ -524,10 +568,11 @@ class FaceMemory:
             return pid, added
 
     def confirm(self, track_id: int, person_id: str, confirmed: bool, now: float) -> str:
-        """Answer to "are you X?": yes → the track's samples join X; no → the track never votes for X.
+        """Answer to "are you X?": yes → the track is X; no → the track never votes for X.
 
-        Yes is taken only for a track the memory itself votes at least TENTATIVE for X, and adds only
-        the samples at least TENTATIVE for X: a caller cannot make a stranger's face part of X.
+        Yes is taken only for a track the memory itself votes at least TENTATIVE for X. Its samples
+        join X's learned samples under the one learning rule (`_learn`): a caller's yes cannot make a
+        stranger's face part of X, nor change what X's anchors make KNOWN.
         """
         with self._lock:
             person = self.people.get(person_id)
@@ -549,12 +594,12 @@ class FaceMemory:
                     f"track {track_id} is not at least TENTATIVE for {who} (the memory takes it for "
                     f"{seen}): nothing was added. Confirm only the person an ARE_YOU event asked about"
                 )
-            added = self._learn(person, list(record.samples), now)
+            added = self._learn(person, record)
             record.samples.clear()
             match = Match(person_id, person.name, 1.0, 1.0, Band.KNOWN, Tier.RECENT)
             record.vote.force(match)
             self._on_known(record, match, now)
-            return f"track {track_id} is {who}; {added} of its samples joined their memory"
+            return f"track {track_id} is {who}; {added} of its samples joined their learned samples"
 
     def resolve(self, person_id: str, name: str) -> str:
         """The id of the person given by id, or by a display name that looks like exactly one person's."""
@@ -582,6 +627,7 @@ class FaceMemory:
         with self._lock:
             self.people.pop(person_id, None)
             self.index.remove(person_id)
+            self.learned_index.remove(person_id)
             self.hot.remove(person_id)
             self.recent.forget_person(person_id)
             for store in (self.store, self.archive):
@@ -591,6 +637,23 @@ class FaceMemory:
             )
         for store in (self.store, self.archive):
             store.scrub()
+
+    def drop_learned(self, person_id: str) -> int:
+        """Remove the samples a person's memory learned from the camera (their anchors stay); the files
+        are scrubbed. Returns how many were dropped."""
+        with self._lock:
+            person = self.people.get(person_id)
+            if person is None:
+                raise MemoryRequestError(
+                    f"no person {quoted(person_id)} in memory (archived people learn nothing)"
+                )
+            dropped, person.learned = len(person.learned), []
+            if dropped:
+                self.store.put_person(person, replace_samples=True)
+                self._index_person(person)
+        if dropped:
+            self.store.scrub()
+        return dropped
 
     def list_people(
         self, include_provisional: bool, include_archived: bool
@@ -624,13 +687,16 @@ class FaceMemory:
                     kept.interactions += gone.interactions
                     kept.last_seen = max(kept.last_seen or 0.0, gone.last_seen or 0.0)
                     kept.samples = kept.samples + gone.samples
+                    kept.learned = kept.learned + gone.learned
                     self.index.remove(merge)
+                    self.learned_index.remove(merge)
                     self.store.delete_person(merge)
                     stats["merged"] += 1
             for person in self.people.values():
                 if not person.samples:
                     continue
                 person.samples = cap_samples(person.samples, cfg.max_samples)
+                person.learned = cap_samples(person.learned, cfg.max_learned_samples)
                 person.centroid = self._centroid(person.samples, now)
                 self.store.put_person(person, replace_samples=True)
                 self._index_person(person)
@@ -642,6 +708,7 @@ class FaceMemory:
                     self.store.delete_person(person.person_id)
                     del self.people[person.person_id]
                     self.index.remove(person.person_id)
+                    self.learned_index.remove(person.person_id)
                     self.hot.remove(person.person_id)
                     stats["archived"] += 1
             if stats["merged"] or stats["archived"] or stats["expired"]:

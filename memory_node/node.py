@@ -263,7 +263,8 @@ class MemoryNode(ManagedNode):
         fresh = abs(frame.stamp_ns - stamp_ns) / 1e9 <= self._param("detections_max_age_s")
         return self._tracks.assign([f.box for f in faces], people if fresh else None, self._now())
 
-    def _process_frame(self, stamped: Stamped[Frame]) -> None:
+    def _process_frame(self, batch: list[Stamped[Frame]]) -> None:
+        (stamped,) = batch  # one camera: one key
         frame = stamped.item
         start = time.perf_counter()
         with self._pipeline_lock:
@@ -434,13 +435,20 @@ class MemoryNode(ManagedNode):
         try:
             self._forget_limit.take()
             pid = self.memory.resolve(request.person_id, request.display_name)
-            self.memory.forget(pid, self._now())
+            if request.learned_only:
+                dropped = self.memory.drop_learned(pid)
+            else:
+                self.memory.forget(pid, self._now())
         except MemoryRequestError as error:
             response.success, response.message = False, shorten(error)
             return response
+        response.success, response.person_id = True, pid
+        if request.learned_only:
+            self.get_logger().info(f"dropped {dropped} learned samples of person {pid}")
+            response.message = f"dropped {dropped} learned samples; the enrolled (anchor) samples stay"
+            return response
         self._publish_events()
         self.get_logger().info(f"forgot person {pid}")
-        response.success, response.person_id = True, pid
         response.message = "forgotten: removed from every tier, the index, the archive and the store files"
         return response
 
@@ -457,7 +465,9 @@ class MemoryNode(ManagedNode):
                     first_seen=_time_msg(person.first_seen),
                     last_seen=_time_msg(person.last_seen),
                     interactions=person.interactions,
-                    samples=len(person.samples),
+                    samples=len(person.samples) + len(person.learned),
+                    anchor_samples=len(person.samples),
+                    learned_samples=len(person.learned),
                     archived=archived,
                     tags=person.tags,
                 )
@@ -525,7 +535,17 @@ class MemoryNode(ManagedNode):
             "recent_tracks": len(memory.recent.tracks),
             "events_published": self.events_published,
             "store": str(memory.store.path),
+            "calibrated_gallery_size": memory.thresholds.gallery_size,
         }
+        calibrated = memory.thresholds.gallery_size
+        if calibrated and len(memory.people) > calibrated:
+            return (
+                WARN,
+                f"{len(memory.people)} people, more than the {calibrated} the face thresholds were "
+                f"calibrated for: strangers are named more often than calibrated; ship the band for a "
+                f"larger gallery (tools/calibrate_faces.py --gallery-size)",
+                values,
+            )
         return OK, f"{len(memory.people)} people", values
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -12,13 +13,21 @@ from memory_node.config import TierConfig, VotingConfig
 from memory_node.voting import TrackVote
 
 
+class TrackSample(NamedTuple):
+    """One good face of a track and whom its own frame matched KNOWN with margin ("" for nobody)."""
+
+    taken: float
+    embedding: np.ndarray
+    known_for: str = ""
+
+
 @dataclass
 class TrackRecord:
     track_id: int
     first_seen: float
     last_seen: float
     vote: TrackVote
-    samples: deque[tuple[float, np.ndarray]]  # (time, embedding) of faces that passed the gates
+    samples: deque[TrackSample]  # faces that passed the quality gates
     events_sent: set[str] = field(default_factory=set)  # "new", "are_you:<id>", "welcome", ... once each
     left: bool = False  # LEFT already reported
 
@@ -27,7 +36,15 @@ class TrackRecord:
         return self.vote.decision
 
     def embeddings(self) -> np.ndarray:
-        return np.stack([e for _, e in self.samples]) if self.samples else np.empty((0, 0), np.float32)
+        return np.stack([s.embedding for s in self.samples]) if self.samples else np.empty((0, 0), np.float32)
+
+    def timed(self) -> list[tuple[float, np.ndarray]]:
+        """The samples as (time, embedding), the form a person's samples take."""
+        return [(s.taken, s.embedding) for s in self.samples]
+
+    def known_for(self, person_id: str) -> list[tuple[float, np.ndarray]]:
+        """The samples whose own frame was KNOWN with margin for `person_id`."""
+        return [(s.taken, s.embedding) for s in self.samples if s.known_for == person_id]
 
 
 class RecentTracks:

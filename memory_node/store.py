@@ -25,7 +25,7 @@ import numpy as np
 from memory_node.crypto import Cipher, WrongKeyError
 from memory_node.files import publish, remove, temporary
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 KEY_CHECK = b"humanoid_stack face memory key check"
 
 
@@ -44,7 +44,8 @@ class PersonRecord:
     interactions: int = 0
     tags: list[str] = field(default_factory=list)
     centroid: np.ndarray | None = None
-    samples: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (time taken, embedding)
+    samples: list[tuple[float, np.ndarray]] = field(default_factory=list)  # anchors: (time taken, embedding)
+    learned: list[tuple[float, np.ndarray]] = field(default_factory=list)  # learned from the camera later
 
 
 def _run_script(db: sqlite3.Connection, script: str) -> None:
@@ -95,6 +96,19 @@ def _migrate_v2(db: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_v3(db: sqlite3.Connection) -> None:
+    # Anchors (enrolled, consented samples) apart from samples learned from the camera (issue 12).
+    # Older files did not record it: samples taken at or before the person's first sighting (the
+    # enrolment, or a provisional identity's first track) become anchors, later ones learned.
+    _run_script(
+        db,
+        """
+        ALTER TABLE samples ADD COLUMN anchor INTEGER NOT NULL DEFAULT 1;
+        UPDATE samples SET anchor = (taken <= (SELECT first_seen FROM people WHERE people.id = person_id))
+        """,
+    )
+
+
 _UPSERT_PERSON = (
     "INSERT INTO people VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET name=excluded.name, "
     "consent=excluded.consent, provisional=excluded.provisional, first_seen=excluded.first_seen, "
@@ -102,7 +116,7 @@ _UPSERT_PERSON = (
     "centroid=excluded.centroid"
 )  # not INSERT OR REPLACE: its implicit delete would cascade to the person's samples
 
-MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_migrate_v1, _migrate_v2)
+MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_migrate_v1, _migrate_v2, _migrate_v3)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 #: SQLite's files beside a database (WAL, its index, a rollback journal).
 SIDECARS = ("-wal", "-shm", "-journal")
@@ -251,28 +265,26 @@ class PersonStore:
             self._enc_vec(p.centroid, f"{pid}:centroid") if p.centroid is not None else None,
         )
 
-    def _insert_samples(
-        self, db: sqlite3.Connection, pid: str, samples: Sequence[tuple[float, np.ndarray]]
-    ) -> None:
+    def _insert_samples(self, db: sqlite3.Connection, person: PersonRecord) -> None:
+        pid = person.person_id
         db.executemany(
-            "INSERT INTO samples (person_id, taken, embedding) VALUES (?, ?, ?)",
-            [(pid, t, self._enc_vec(e, f"{pid}:sample")) for t, e in samples],
+            "INSERT INTO samples (person_id, taken, embedding, anchor) VALUES (?, ?, ?, ?)",
+            [
+                (pid, t, self._enc_vec(e, f"{pid}:sample"), anchor)
+                for anchor, samples in ((1, person.samples), (0, person.learned))
+                for t, e in samples
+            ],
         )
 
     # -- writes (each one transaction) ------------------------------------------------------------
     def put_person(self, person: PersonRecord, *, replace_samples: bool = False) -> None:
-        """Insert or update a person; with `replace_samples` their stored samples become person.samples."""
+        """Insert or update a person; with `replace_samples` their stored samples become person.samples
+        (anchors) and person.learned."""
         with self._transaction() as db:
             db.execute(_UPSERT_PERSON, self._person_row(person))
             if replace_samples:
                 db.execute("DELETE FROM samples WHERE person_id=?", (person.person_id,))
-                self._insert_samples(db, person.person_id, person.samples)
-
-    def add_samples(self, person: PersonRecord, samples: Sequence[tuple[float, np.ndarray]]) -> None:
-        """Store new samples and the person's updated row together."""
-        with self._transaction() as db:
-            db.execute(_UPSERT_PERSON, self._person_row(person))
-            self._insert_samples(db, person.person_id, samples)
+                self._insert_samples(db, person)
 
     def touch(self, person_id: str, last_seen: float, interactions: int) -> None:
         with self._transaction() as db:
@@ -305,12 +317,13 @@ class PersonStore:
         """Every person (or the given ones) with centroid and samples decrypted."""
         with self._lock:
             rows = self._db.execute("SELECT * FROM people ORDER BY first_seen").fetchall()
-            samples: dict[str, list[tuple[float, np.ndarray]]] = {}
-            for pid, taken, blob in self._db.execute(
-                "SELECT person_id, taken, embedding FROM samples ORDER BY id"
+            samples: dict[tuple[str, int], list[tuple[float, np.ndarray]]] = {}
+            for pid, taken, blob, anchor in self._db.execute(
+                "SELECT person_id, taken, embedding, anchor FROM samples ORDER BY id"
             ):
                 if person_ids is None or pid in person_ids:
-                    samples.setdefault(pid, []).append((taken, self._dec_vec(blob, f"{pid}:sample")))
+                    vector = self._dec_vec(blob, f"{pid}:sample")
+                    samples.setdefault((pid, anchor), []).append((taken, vector))
         people = []
         for pid, name, consent, provisional, first, last, interactions, tags, centroid in rows:
             if person_ids is not None and pid not in person_ids:
@@ -326,7 +339,8 @@ class PersonStore:
                     interactions,
                     json.loads(self._cipher.decrypt(tags, f"{pid}:tags")) if tags else [],
                     self._dec_vec(centroid, f"{pid}:centroid") if centroid else None,
-                    samples.get(pid, []),
+                    samples.get((pid, 1), []),
+                    samples.get((pid, 0), []),
                 )
             )
         return people

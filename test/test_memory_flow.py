@@ -42,7 +42,8 @@ def test_welcome_back_left_and_provisional_answers(tmp_path, rng):
     assert (fast[1].tier, fast[1].person_id, fast[1].band) == (Tier.HOT, pid, Band.KNOWN)  # hot cache
     memory.tick(now=20.0)
     assert _kinds(memory) == [(EventKind.LEFT, pid, "Alice")]
-    assert len(memory.people[pid].samples) > 5  # the encounter's good samples joined her memory
+    assert len(memory.people[pid].samples) == 5  # her enrolled anchors stay as they were
+    assert len(memory.people[pid].learned) >= 3  # the encounter's KNOWN frames were learned
     _see(memory, 3, alice, rng, start=40.0, frames=4)
     assert _kinds(memory) == []  # back after 20 s: not "welcome back" yet
     memory.tick(now=60.0)
@@ -109,7 +110,7 @@ def test_provisional_identities_expire_and_duplicates_merge(tmp_path, rng):
     memory.close()
 
 
-def test_tentative_asks_and_confirmation_feeds_memory(tmp_path, rng):
+def test_tentative_asks_and_confirmation_names_the_track(tmp_path, rng):
     memory = open_memory(tmp_path)
     alice = identity(rng)
     pid, _ = memory.enroll("Alice", True, [alice], now=0.0)
@@ -122,9 +123,10 @@ def test_tentative_asks_and_confirmation_feeds_memory(tmp_path, rng):
     assert events[0].text == "Are you Alice?"
     identity_5 = memory.recent.get(5).identity  # what the memory asked about
     assert (identity_5.person_id, identity_5.band) == (pid, Band.TENTATIVE)
-    before = len(memory.people[pid].samples)
-    assert "3 of its samples joined" in memory.confirm(5, pid, confirmed=True, now=3.0)
-    assert len(memory.people[pid].samples) == before + 3
+    # Yes names the track; its frames were never KNOWN for Alice, so nothing is learned from them.
+    assert "0 of its samples joined" in memory.confirm(5, pid, confirmed=True, now=3.0)
+    assert memory.recent.get(5).identity.band == Band.KNOWN
+    assert (len(memory.people[pid].samples), len(memory.people[pid].learned)) == (1, 0)
     _see(memory, 6, lookalike, rng, start=4.0, frames=3)
     memory.confirm(6, pid, confirmed=False, now=6.0)
     matches = _see(memory, 6, lookalike, rng, start=7.0, frames=3)

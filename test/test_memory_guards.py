@@ -24,6 +24,7 @@ from memory_node.errors import MemoryRequestError
 from memory_node.inputs import MAX_DETECTIONS, person_boxes
 from memory_node.memory import FaceObservation
 from memory_node.names import normalise_name, same_name
+from memory_node.recent import TrackSample
 from memory_node.requests import ImageFiles, RateLimit, check_pixels
 
 
@@ -91,7 +92,7 @@ def test_a_look_alike_name_is_the_same_person_never_a_twin(tmp_path, rng):
     again, added = memory.enroll("\u0410lice", True, [sample(alice, rng)], now=1.0)  # Cyrillic А
     assert (again, added) == (pid, 1)
     assert memory.enroll("ALICE", True, [sample(alice, rng)], now=2.0)[0] == pid
-    with pytest.raises(MemoryRequestError, match="none of these 2 faces looks like them"):
+    with pytest.raises(MemoryRequestError, match="none of these 2 faces is recognised as them"):
         memory.enroll("\u0410lice", True, [sample(stranger, rng) for _ in range(2)], now=3.0)
     with pytest.raises(MemoryRequestError, match="ZERO WIDTH SPACE"):
         memory.enroll("Al\u200bice", True, [sample(stranger, rng)], now=4.0)
@@ -141,7 +142,7 @@ def test_a_strangers_track_confirmed_as_alice_adds_nothing(tmp_path, rng):
     with pytest.raises(MemoryRequestError, match="track 7 is not at least TENTATIVE for Alice"):
         memory.confirm(7, pid, confirmed=True, now=5.0)
     assert len(memory.people[pid].samples) == 3
-    with pytest.raises(MemoryRequestError, match=r"none of these .* faces looks like them"):
+    with pytest.raises(MemoryRequestError, match=r"none of these .* faces is recognised as them"):
         memory.enroll_track(7, "Alice", True, now=6.0)  # nor through an Enroll under her name
     assert len(memory.people[pid].samples) == 3
     memory.close()
@@ -154,10 +155,11 @@ def test_a_track_known_as_alice_only_adds_faces_that_look_like_her(tmp_path, rng
     for t in range(6):
         memory.refine([([FaceObservation(3, sample(alice, rng))], 1.0 + 0.1 * t)])
     assert memory.recent.get(3).identity.band == Band.KNOWN
-    memory.recent.get(3).samples.append((2.0, sample(stranger, rng)))  # e.g. a tracker's id swap
-    before = len(memory.people[pid].samples)
-    memory.tick(now=10.0)  # the track left: its samples join Alice, the stranger's face does not
-    assert len(memory.people[pid].samples) == before + 6
+    known_frames = sum(s.known_for == pid for s in memory.recent.get(3).samples)
+    memory.recent.get(3).samples.append(TrackSample(2.0, sample(stranger, rng)))  # a tracker's id swap
+    memory.tick(now=10.0)  # the track left: its KNOWN frames join Alice's learned samples, not the stranger
+    assert len(memory.people[pid].learned) == known_frames >= 3
+    assert len(memory.people[pid].samples) == 3
     memory.close()
 
 

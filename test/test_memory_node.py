@@ -1,7 +1,9 @@
 """memory_node over real rclpy topics: the acceptance scenario.
 
 Alice is enrolled, arrives, leaves; a stranger comes and is remembered unnamed; the node restarts;
-Alice returns and is welcomed back; then she is forgotten without a trace in the data folder.
+Alice returns and is welcomed back; what her visits taught is dropped, then she is forgotten without a
+trace in the data folder. The thresholds here say they hold for 1 person, so /diagnostics warns once
+the memory holds two.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from memory_helpers import Camera, call, face_crop, frame
 
 from harness import wait_for
 from humanoid_common.assets import asset_path, assets_dir
+from humanoid_common.config import config_dir
 from humanoid_common.qos import load_qos_config
 from humanoid_stack.msg import MemoryEvent, PersonArray
 from humanoid_stack.srv import Enroll, Forget, ListPeople
@@ -35,12 +39,18 @@ CONFIG = {
 def test_acceptance_scenario_over_topics(ros, processes, tmp_path: Path):
     config = tmp_path / "memory.yaml"
     config.write_text(yaml.safe_dump(CONFIG))
+    thresholds = yaml.safe_load((config_dir() / "face_thresholds.yaml").read_text())
+    for model in thresholds["models"].values():
+        model["gallery_size"] = 1  # the shipped bands, said to hold for one person only
+    thresholds_file = tmp_path / "face_thresholds.yaml"
+    thresholds_file.write_text(yaml.safe_dump(thresholds))
     data = tmp_path / "data"
     env = {"HUMANOID_MEMORY_KEY": new_key_text()}
     args = [
         "-m", "memory_node.node", "--ros-args",
         "-p", f"config_file:={config}", "-p", f"data_dir:={data}",
         "-p", "use_detections:=false", "-p", "tick_period_s:=0.2",
+        "-p", f"thresholds_file:={thresholds_file}",
     ]  # fmt: skip
     alice = face_crop("face_obama2.jpg", (208, 227, 469, 635))
     stranger = face_crop("face_biden.jpg", (424, 159, 711, 563))
@@ -52,7 +62,16 @@ def test_acceptance_scenario_over_topics(ros, processes, tmp_path: Path):
     people: list[PersonArray] = ros.collect(
         PersonArray, "/memory/people", load_qos_config().profile("/memory/people")
     )
+    diagnostics: list[DiagnosticArray] = ros.collect(DiagnosticArray, "/diagnostics", 50)
     camera = Camera(node)
+
+    def memory_status() -> DiagnosticStatus | None:
+        found = [s for array in diagnostics[-20:] for s in array.status if s.name == "memory_node: memory"]
+        return found[-1] if found else None
+
+    def warned() -> bool:
+        status = memory_status()
+        return status is not None and status.level == DiagnosticStatus.WARN
 
     def seen(kind: int, count: int = 1) -> bool:
         return sum(e.type == kind for e in events) >= count
@@ -83,6 +102,8 @@ def test_acceptance_scenario_over_topics(ros, processes, tmp_path: Path):
         wait_for(lambda: seen(E.NEW_PERSON, 2), 90, "a new (then provisional) person", interval=0.1)
         camera.scene = frame(None)
         wait_for(lambda: seen(E.LEFT, 2), 30, "the stranger left", interval=0.1)
+        wait_for(warned, 10, "the memory status warning of a gallery past its calibration")
+        assert "2 people, more than the 1 the face thresholds were calibrated for" in memory_status().message
         assert processes.stop(proc) == 0
 
         proc = processes.start(args, "memory_node_2", env=env)  # restart: memory from the store
@@ -107,6 +128,15 @@ def test_acceptance_scenario_over_topics(ros, processes, tmp_path: Path):
 
         listed = call(node, ListPeople, "/memory/list_people", ListPeople.Request(include_provisional=True))
         assert {(p.display_name, p.provisional) for p in listed.people} == {("Alice", False), ("", True)}
+        alice = next(p for p in listed.people if p.display_name == "Alice")
+        assert alice.anchor_samples == 2  # the enrolment; her visit taught only learned samples
+        assert alice.learned_samples >= CONFIG["memory"]["voting"]["known_votes"]  # her KNOWN frames
+        assert alice.samples == alice.anchor_samples + alice.learned_samples
+        reply = call(node, Forget, "/memory/forget", Forget.Request(display_name="Alice", learned_only=True))
+        assert reply.success, reply.message
+        assert f"dropped {alice.learned_samples} learned samples" in reply.message
+        listed = call(node, ListPeople, "/memory/list_people", ListPeople.Request())
+        assert [(p.anchor_samples, p.learned_samples) for p in listed.people] == [(2, 0)]
         reply = call(node, Forget, "/memory/forget", Forget.Request(display_name="Alice"))
         assert reply.success, reply.message
         assert reply.person_id == alice_id

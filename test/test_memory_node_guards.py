@@ -175,6 +175,8 @@ def test_services_stay_prompt_bounded_and_inputs_checked(ros, processes, tmp_pat
         # Malformed inputs: dropped, counted, logged once per period; the node goes on.
         camera.scene = None
         bad_camera = node.create_publisher(Image, IMAGE_TOPIC, qos.profile(IMAGE_TOPIC))
+        # Best effort: a message published before the node's reader has matched is lost, not late.
+        wait_for(lambda: bad_camera.get_subscription_count() >= 1, 30, f"the node to match {IMAGE_TOPIC}")
         dropped = f"dropped.{IMAGE_TOPIC}"
         for count, (reason, msg) in enumerate(_bad_images(node.get_clock().now().to_msg()), start=1):
             bad_camera.publish(msg)  # one at a time: the subscription keeps only the newest
@@ -186,6 +188,9 @@ def test_services_stay_prompt_bounded_and_inputs_checked(ros, processes, tmp_pat
             assert reason in inputs[f"last_problem.{IMAGE_TOPIC}"]
             assert len(inputs[f"last_problem.{IMAGE_TOPIC}"]) < 300  # shortened, not a megabyte
         detections = node.create_publisher(DetectionArray, DETECTIONS_TOPIC, qos.profile(DETECTIONS_TOPIC))
+        wait_for(
+            lambda: detections.get_subscription_count() >= 1, 30, f"the node to match {DETECTIONS_TOPIC}"
+        )
         for box in ((float("nan"), 1.0), (1.0, -3.0)):
             msg = DetectionArray(detections=[Detection(class_name="person", center_x=box[0], size_x=box[1])])
             msg.header.stamp = node.get_clock().now().to_msg()

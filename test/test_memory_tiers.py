@@ -72,6 +72,12 @@ def test_thresholds_are_per_model_and_validated():
         parse_thresholds(data, "sface")
     with pytest.raises(MemoryConfigError, match=r"known \(0.2\) must be above .*tentative \(0.3\)"):
         parse_thresholds({"models": {"m": {"known": 0.2, "tentative": 0.3, "margin": 0.0}}}, "m")
+    assert parse_thresholds(data, "w600k_mbf").gallery_size == 0  # not recorded
+    data["models"]["w600k_mbf"]["gallery_size"] = 100
+    assert parse_thresholds(data, "w600k_mbf").gallery_size == 100
+    data["models"]["w600k_mbf"]["gallery_size"] = 1.5
+    with pytest.raises(MemoryConfigError, match="gallery_size: expected a whole number"):
+        parse_thresholds(data, "w600k_mbf")
 
 
 def test_bands_use_thresholds_and_margin():
@@ -142,6 +148,22 @@ def test_index_best_two_distinct_people(rng, exact_max):
     assert index.search(queries[:1])[0][0].person_id != "p5"
     index.set_person("p150", centers["p150"][None])  # replaced: one vector now
     assert len(index) == 199 * 3 - 2
+
+
+@pytest.mark.parametrize("exact_max", [10_000, 0])
+def test_index_set_people_at_once_is_the_same_as_one_by_one(rng, exact_max):
+    centers = {f"p{i}": identity(rng) for i in range(50)}
+    vectors = {pid: np.stack([c, sample(c, rng)]) for pid, c in centers.items()}
+    one_by_one = VectorIndex(DIM, exact_max=exact_max, vectors_per_person=2)
+    for pid, rows in vectors.items():
+        one_by_one.set_person(pid, rows)
+    at_once = VectorIndex(DIM, exact_max=exact_max, vectors_per_person=2)
+    at_once.set_people(vectors)
+    queries = np.stack([sample(c, rng) for c in centers.values()])
+    assert at_once.search(queries) == one_by_one.search(queries)
+    at_once.set_people({"p1": np.empty((0, DIM), np.float32), "p2": centers["p2"][None]})
+    assert (len(at_once), at_once.people()) == (50 * 2 - 3, 49)
+    assert all(c.person_id != "p1" for row in at_once.search(queries) for c in row)
 
 
 def test_index_switches_to_hnsw_above_the_threshold(rng):
