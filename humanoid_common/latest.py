@@ -1,15 +1,17 @@
-"""Newest-frame-only processing: a one-slot mailbox, a rate limiter and the worker thread using both.
+"""Newest-frame-only processing: a mailbox of one slot per source, a rate limiter and the worker
+thread using both.
 
-The subscription callback only puts the frame into the slot (replacing, and counting as skipped, any
-frame the worker has not taken yet); the worker takes the newest frame when the rate allows. Memory is
-bounded by one waiting frame plus the one being processed, whatever the camera rate.
+The subscription callback only puts the frame into its source's slot (replacing, and counting as
+skipped, any frame of that source the worker has not taken yet); the worker takes the newest frame of
+every source that has one when the rate allows, as one batch. Memory is bounded by one waiting frame
+per source plus the batch being processed, whatever the camera rates.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -18,41 +20,44 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Stamped(Generic[T]):
-    """An item and when it was put into the slot (``time.monotonic()`` seconds)."""
+    """An item, when it was put into the slot (``time.monotonic()`` seconds) and its source's key."""
 
     item: T
     put_at: float
+    key: Hashable = None
 
 
 class LatestSlot(Generic[T]):
-    """Holds at most one item; a newer item replaces the waiting one."""
+    """Holds at most one item per key (one key unless given); a newer item replaces the waiting one."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._cond = threading.Condition()
-        self._item: Stamped[T] | None = None
+        self._items: dict[Hashable, Stamped[T]] = {}
         self.put_count = 0
         self.skipped = 0
 
-    def put(self, item: T) -> None:
+    def put(self, item: T, key: Hashable = None) -> None:
         with self._cond:
-            if self._item is not None:
+            if key in self._items:
                 self.skipped += 1
-            self._item = Stamped(item, self._clock())
+            self._items[key] = Stamped(item, self._clock(), key)
             self.put_count += 1
             self._cond.notify()
 
-    def take(self, timeout: float) -> Stamped[T] | None:
-        """The newest item (removing it), waiting up to ``timeout`` s; None if nothing came."""
+    def take(self, timeout: float) -> list[Stamped[T]]:
+        """The newest item of every key that has one (removing them), in the order their keys first
+        came, waiting up to ``timeout`` s; empty if nothing came."""
         with self._cond:
-            if self._item is None:
+            if not self._items:
                 self._cond.wait(timeout)
-            item, self._item = self._item, None
-            return item
+            items = list(self._items.values())
+            self._items.clear()
+            return items
 
     def clear(self) -> None:
         with self._cond:
-            self._item = None
+            self._items.clear()
 
     def wake(self) -> None:
         """Wake a waiting ``take`` (used on stop)."""
@@ -93,16 +98,17 @@ class RateLimiter:
 
 
 class LatestWorker(Generic[T]):
-    """A thread that processes only the newest item of a LatestSlot, at most ``max_rate_hz``.
+    """A thread that processes only the newest items of a LatestSlot, at most ``max_rate_hz`` batches
+    a second.
 
-    It first waits until the rate allows, then takes the newest item, so the frame it processes is
-    never older than one camera period (plus transport) at processing start. ``process`` exceptions
-    are passed to ``on_error`` and the thread keeps going.
+    It first waits until the rate allows, then takes the newest item of each key as one batch, so a
+    frame it processes is never older than one camera period (plus transport) at processing start.
+    ``process`` exceptions are passed to ``on_error`` and the thread keeps going.
     """
 
     def __init__(
         self,
-        process: Callable[[Stamped[T]], None],
+        process: Callable[[list[Stamped[T]]], None],
         max_rate_hz: float,
         on_error: Callable[[BaseException], None],
         name: str = "latest-worker",
@@ -118,8 +124,8 @@ class LatestWorker(Generic[T]):
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, item: T) -> None:
-        self.slot.put(item)
+    def submit(self, item: T, key: Hashable = None) -> None:
+        self.slot.put(item, key)
 
     @property
     def max_rate_hz(self) -> float:
@@ -135,12 +141,12 @@ class LatestWorker(Generic[T]):
             if wait > 0:
                 self._stop.wait(min(wait, 0.1))  # re-check: the rate may change meanwhile
                 continue
-            stamped = self.slot.take(timeout=0.1)
-            if stamped is None or self._stop.is_set():
+            batch = self.slot.take(timeout=0.1)
+            if not batch or self._stop.is_set():
                 continue
             self._limiter.mark()
             try:
-                self._process(stamped)
+                self._process(batch)
             except Exception as error:  # keep processing later frames; the shell reports it
                 self._on_error(error)
             self.processed += 1

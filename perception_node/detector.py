@@ -1,18 +1,22 @@
-"""Ultralytics YOLO behind a small interface: load, warm up, detect (and track) one BGR frame.
+"""The detector interface: configuration, results, and the choice of backend.
 
-Plain Python (no rclpy): results are dataclasses, so the ROS shell and the tests share one path.
-Any model Ultralytics loads works (.pt, .onnx, TensorRT .engine on a Jetson); the task is detect or pose.
+Plain Python (no rclpy): results are dataclasses, so the ROS shell and the tests share one path. The
+backends (``BACKENDS``) are imported only when chosen, so the ``onnx`` path never imports torch:
+- ``ultralytics``: Ultralytics' predict/track; any model it loads (.pt, .onnx, TensorRT .engine).
+- ``onnx``: ONNX Runtime with letterbox, decode and NMS in numpy (``onnx_backend``).
+- ``gpu``: PyTorch CUDA, pre- and post-processing on the GPU, the forward pass in a CUDA graph.
+``onnx`` and ``gpu`` return kept rows (``Rows``); ``RowsDetector`` tracks and converts them.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 
@@ -21,6 +25,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 
 TASKS = ("detect", "pose")
+BACKENDS = ("ultralytics", "onnx", "gpu")
 NO_TRACK = -1
 
 
@@ -34,6 +39,7 @@ class DetectorConfig:
 
     model: str
     task: str = "detect"
+    backend: str = "ultralytics"
     confidence: float = 0.25
     iou: float = 0.7
     classes: tuple[str, ...] = ()
@@ -47,6 +53,8 @@ class DetectorConfig:
         """Raise DetectorError naming the first bad field."""
         if self.task not in TASKS:
             raise DetectorError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.backend not in BACKENDS:
+            raise DetectorError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if not 0.0 <= self.confidence <= 1.0:
             raise DetectorError(f"confidence must be in [0, 1], got {self.confidence}")
         if not 0.0 < self.iou <= 1.0:
@@ -88,6 +96,21 @@ class Detection:
 
 
 @dataclass(frozen=True)
+class Rows:
+    """The kept detections of one frame as arrays, in pixels of the source image (what the ``onnx``
+    and ``gpu`` backends return, and what the tracker takes and gives)."""
+
+    xyxy: np.ndarray  # (n, 4) float32: x1, y1, x2, y2
+    scores: np.ndarray  # (n,) float32
+    class_ids: np.ndarray  # (n,) int64
+    keypoints: np.ndarray | None = None  # (n, k, 3) float32: x, y, score; None for detect models
+    track_ids: np.ndarray | None = None  # (n,) int64 once tracked
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+@dataclass(frozen=True)
 class FrameResult:
     """All detections of one frame and the time the model call took (pre/forward/post/tracking)."""
 
@@ -114,136 +137,94 @@ def resolve_classes(names: dict[int, str], wanted: Sequence[str]) -> list[int] |
     return ids
 
 
-def without_spinning(model: Any, weights: str) -> bool:
-    """Rebuild the CPU ONNX Runtime session of a loaded Ultralytics model so that its idle threads do
-    not busy-wait after each frame (they would take CPU from the other nodes: perception runs at a
-    few Hz beside memory and the VLA). Ultralytics builds that session itself with default options;
-    other backends (PyTorch, TensorRT, CUDA sessions) are left alone. True when rebuilt."""
-    import onnxruntime as ort
+class Detector(Protocol):
+    """What the node calls. Not thread-safe: one worker thread calls ``detect``/``detect_batch``."""
 
-    backend = getattr(getattr(getattr(model, "predictor", None), "model", None), "backend", None)
-    session = getattr(backend, "session", None)
-    if (
-        not isinstance(session, ort.InferenceSession)
-        or session.get_providers() != ["CPUExecutionProvider"]
-        or getattr(backend, "use_io_binding", False)
-    ):
-        return False
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    backend.session = ort.InferenceSession(weights, options, providers=["CPUExecutionProvider"])
-    return True
-
-
-class Detector:
-    """A loaded YOLO model. ``detect`` is not thread-safe: call it from one worker thread."""
-
-    def __init__(self, config: DetectorConfig) -> None:
-        config.validate()
-        from ultralytics import YOLO  # heavy import, only when a model is really loaded
-
-        self.config = config
-        self.model_name = Path(config.model).name
-        self._args = {
-            "conf": config.confidence,
-            "iou": config.iou,
-            "imgsz": config.imgsz,
-            "device": config.device,
-            "quantize": 16 if config.half else None,
-            "max_det": config.max_det,
-            "verbose": False,
-        }
-        try:
-            self._model = YOLO(config.model, task=config.task)
-            self._run(self._blank())  # the first call loads the runtime; class names come with it
-            names = self._model.names
-            without_spinning(self._model, config.model)
-        except Exception as error:  # Ultralytics raises many types for unreadable models or devices
-            reason = f"{type(error).__name__}: {error}"
-            raise DetectorError(
-                f"cannot load model {config.model} on {config.device} for task {config.task!r}: {reason} "
-                "(is it a model of that task, and does the device exist?)"
-            ) from error
-        if self._model.task != config.task:
-            raise DetectorError(
-                f"model {self.model_name} is a {self._model.task} model, but task is {config.task!r}"
-            )
-        self.names: dict[int, str] = dict(names)
-        self._args["classes"] = resolve_classes(self.names, config.classes)
-        self.reset_tracks()
+    config: DetectorConfig
+    model_name: str
+    names: dict[int, str]
 
     @property
-    def tracking(self) -> bool:
-        return self.config.tracker is not None
+    def tracking(self) -> bool: ...
 
-    def warm_up(self, frames: int = 2, progress: Callable[[int, int], None] | None = None) -> None:
-        """Run a few blank frames so that the first real frame is not slow; resets the tracker after."""
-        blank = self._blank()
+    def warm_up(
+        self, frames: int = 2, progress: Callable[[int, int], None] | None = None, cameras: int = 1
+    ) -> None:
+        """Run ``frames`` blank batches of each size from 1 to ``cameras`` so that the first real ones
+        are not slow (the ``gpu`` backend captures a graph per batch size); tracks are reset after."""
+
+    def detect(self, bgr: np.ndarray) -> FrameResult:
+        """Detect (and track, when configured) objects in one (H, W, 3) uint8 BGR frame."""
+
+    def detect_batch(
+        self, frames: Sequence[np.ndarray], cameras: Sequence[int] | None = None
+    ) -> list[FrameResult]:
+        """One result per frame, in one model call; frame i comes from camera ``cameras[i]`` (default
+        i), whose tracks are kept apart from the other cameras'. Each result's ``inference_ms`` is the
+        whole batch's time."""
+
+    def reset_tracks(self) -> None:
+        """Forget all tracks (a new sequence starts); ids start again from 1."""
+
+    def close(self) -> None:
+        """Release the model (and any GPU memory it holds)."""
+
+
+class BatchDetector(ABC):
+    """``warm_up`` and ``detect`` of a Detector, written once over its ``detect_batch``."""
+
+    config: DetectorConfig
+
+    @abstractmethod
+    def detect_batch(
+        self, frames: Sequence[np.ndarray], cameras: Sequence[int] | None = None
+    ) -> list[FrameResult]:
+        """As ``Detector.detect_batch``."""
+
+    @abstractmethod
+    def reset_tracks(self) -> None:
+        """As ``Detector.reset_tracks``."""
+
+    def warm_up(
+        self, frames: int = 2, progress: Callable[[int, int], None] | None = None, cameras: int = 1
+    ) -> None:
+        blank = np.zeros((self.config.imgsz, self.config.imgsz, 3), np.uint8)
         for i in range(frames):
-            self._run(blank)
+            for size in range(1, cameras + 1):
+                self.detect_batch([blank] * size)
             if progress:
                 progress(i + 1, frames)
         self.reset_tracks()
 
     def detect(self, bgr: np.ndarray) -> FrameResult:
-        """Detect (and track, when configured) objects in one (H, W, 3) uint8 BGR frame."""
-        start = time.perf_counter()
-        results = self._run(bgr)
-        elapsed_ms = (time.perf_counter() - start) * 1e3
-        height, width = bgr.shape[:2]
-        return FrameResult(self._convert(results[0]), elapsed_ms, width, height)
+        return self.detect_batch([bgr])[0]
 
-    def _run(self, bgr: np.ndarray) -> list:
-        if self.tracking:
-            return self._model.track(bgr, persist=True, tracker=self.config.tracker, **self._args)
-        return self._model.predict(bgr, **self._args)
 
-    def _blank(self) -> np.ndarray:
-        return np.zeros((self.config.imgsz, self.config.imgsz, 3), dtype=np.uint8)
+class Runner(Protocol):
+    """A model behind the ``onnx`` or ``gpu`` backend: frames in, kept rows out (confidence and class
+    filters, NMS and ``max_det`` applied as Ultralytics applies them), no tracking."""
 
-    def reset_tracks(self) -> None:
-        """Forget all tracks (a new sequence starts); ids start again from 1."""
-        predictor = self._model.predictor
-        for tracker in getattr(predictor, "trackers", ()) if predictor else ():
-            tracker.reset()
+    names: dict[int, str]
 
-    def _convert(self, result: object) -> list[Detection]:
-        boxes = result.boxes
-        if boxes is None or len(boxes) == 0:
-            return []
-        xywh = boxes.xywh.cpu().numpy().astype(float)
-        cls = boxes.cls.cpu().numpy().astype(int)
-        conf = boxes.conf.cpu().numpy().astype(float)
-        ids = boxes.id.cpu().numpy().astype(int) if boxes.id is not None else None
-        kpts = result.keypoints.data.cpu().numpy().astype(float) if result.keypoints is not None else None
-        detections = []
-        for i in range(len(cls)):
-            keypoints = ()
-            if kpts is not None:
-                points = kpts[i]
-                scores = points[:, 2] if points.shape[1] > 2 else np.zeros(len(points))
-                keypoints = tuple(
-                    Keypoint(float(p[0]), float(p[1]), float(s)) for p, s in zip(points, scores, strict=True)
-                )
-            detections.append(
-                Detection(
-                    class_id=int(cls[i]),
-                    class_name=self.names.get(int(cls[i]), str(cls[i])),
-                    score=float(conf[i]),
-                    center_x=float(xywh[i, 0]),
-                    center_y=float(xywh[i, 1]),
-                    size_x=float(xywh[i, 2]),
-                    size_y=float(xywh[i, 3]),
-                    track_id=int(ids[i]) if ids is not None else NO_TRACK,
-                    keypoints=keypoints,
-                )
-            )
-        return detections
+    def infer(self, frames: Sequence[np.ndarray]) -> list[Rows]:
+        """Kept rows of each (H, W, 3) uint8 BGR frame, boxes in that frame's pixels."""
 
-    def close(self) -> None:
-        """Drop the model (and with it any GPU memory it holds)."""
-        self._model = None
-        if self.config.device.startswith("cuda"):
-            import torch
+    def close(self) -> None: ...
 
-            torch.cuda.empty_cache()
+
+def load_detector(config: DetectorConfig) -> Detector:
+    """The configured backend, loaded; DetectorError says what to change when it cannot be."""
+    config.validate()
+    if config.backend == "ultralytics":
+        from perception_node.ultralytics_backend import UltralyticsDetector
+
+        return UltralyticsDetector(config)
+    from perception_node.rows_detector import RowsDetector
+
+    if config.backend == "onnx":
+        from perception_node.onnx_backend import OnnxRunner
+
+        return RowsDetector(OnnxRunner(config), config)
+    from perception_node.gpu_backend import GpuRunner
+
+    return RowsDetector(GpuRunner(config), config)

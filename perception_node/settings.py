@@ -13,7 +13,8 @@ from typing import Any
 
 from humanoid_common.assets import AssetError, model_file
 from humanoid_common.config import config_dir
-from perception_node.detector import TASKS, DetectorConfig, DetectorError
+from perception_node.cameras import CameraNameError, CameraTopics, camera_topics
+from perception_node.detector import BACKENDS, TASKS, DetectorConfig, DetectorError
 
 DEFAULT_MODELS = {"detect": "yolo11n.onnx", "pose": "yolo11n-pose.pt"}
 BUILTIN_TRACKERS = ("bytetrack", "botsort")
@@ -35,6 +36,20 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "yolo11n.onnx for task detect, yolo11n-pose.pt for task pose, from the assets",
     ),
     ParamSpec("task", "detect", f"Model task: {' | '.join(TASKS)}"),
+    ParamSpec(
+        "backend",
+        "onnx",
+        f"{' | '.join(BACKENDS)}: Ultralytics predict (any model it loads, TensorRT .engine on Jetson); "
+        "ONNX Runtime with numpy pre/post-processing (.onnx, no torch); PyTorch CUDA with a CUDA graph "
+        "and the post-processing on the GPU (.pt or .onnx, device cuda:N). docs/perception.md compares them",
+    ),
+    ParamSpec(
+        "cameras",
+        [],
+        "Camera names, e.g. [head, wrist]: camera NAME reads /NAME/image_raw and /NAME/camera_info and "
+        "publishes under /perception/NAME/; all cameras go through the model as one batch. "
+        "Empty: one camera, /camera/image_raw → /perception/detections",
+    ),
     ParamSpec("confidence", 0.25, "Minimum detection score in [0, 1]"),
     ParamSpec("iou", 0.7, "IoU threshold of non-maximum suppression in (0, 1]"),
     ParamSpec("classes", [], "Class names to keep, e.g. [person, chair]; empty keeps all"),
@@ -85,6 +100,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class PerceptionSettings:
     detector: DetectorConfig
+    cameras: tuple[CameraTopics, ...]
     max_rate_hz: float
     compressed_input: bool
     image_reliability: str
@@ -102,6 +118,12 @@ class PerceptionSettings:
         task = p["task"]
         if task not in TASKS:
             raise SettingsError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
+        if p["backend"] == "onnx" and task == "pose" and not p["model"]:
+            raise SettingsError(
+                "task pose with backend onnx needs a pose ONNX model, and none is bundled: export one "
+                "(tools/export_model.py yolo11n-pose.pt --format onnx --dynamic) and set model:=<its path>, "
+                "or use backend:=ultralytics (or gpu on a CUDA machine) with yolo11n-pose.pt"
+            )
         try:
             model = str(model_file(p["model"] or DEFAULT_MODELS[task], "model"))
         except AssetError as error:
@@ -123,9 +145,14 @@ class PerceptionSettings:
             raise SettingsError(f"warmup_frames: expected >= 0, got {p['warmup_frames']}")
         if p["diagnostics_period_s"] <= 0:
             raise SettingsError(f"diagnostics_period_s: expected > 0, got {p['diagnostics_period_s']}")
+        try:
+            cameras = tuple(camera_topics(list(p["cameras"] or ()), bool(p["compressed_input"])))
+        except CameraNameError as error:
+            raise SettingsError(f"cameras: {error}") from None
         detector = DetectorConfig(
             model=model,
             task=task,
+            backend=p["backend"],
             confidence=float(p["confidence"]),
             iou=float(p["iou"]),
             classes=tuple(p["classes"] or ()),
@@ -141,6 +168,7 @@ class PerceptionSettings:
             raise SettingsError(str(error)) from None
         return cls(
             detector=detector,
+            cameras=cameras,
             max_rate_hz=float(p["max_rate_hz"]),
             compressed_input=bool(p["compressed_input"]),
             image_reliability=p["image_reliability"],

@@ -29,10 +29,20 @@ def test_slot_keeps_only_the_newest_and_counts_replaced_items():
     slot: LatestSlot[int] = LatestSlot()
     for i in range(5):
         slot.put(i)
-    taken = slot.take(timeout=0)
+    (taken,) = slot.take(timeout=0)
     assert taken.item == 4
     assert slot.skipped == 4
-    assert slot.take(timeout=0) is None
+    assert slot.take(timeout=0) == []
+
+
+def test_slot_keeps_the_newest_item_of_each_key_and_hands_them_over_together():
+    slot: LatestSlot[str] = LatestSlot()
+    for item, key in (("head 1", "head"), ("wrist 1", "wrist"), ("head 2", "head")):
+        slot.put(item, key)
+    assert [(s.key, s.item) for s in slot.take(timeout=0)] == [("head", "head 2"), ("wrist", "wrist 1")]
+    assert slot.skipped == 1
+    slot.put("wrist 2", "wrist")
+    assert [s.item for s in slot.take(timeout=0)] == ["wrist 2"]
 
 
 def test_rate_limiter_allows_one_event_per_period_without_catch_up_bursts():
@@ -64,8 +74,8 @@ def test_worker_processes_only_the_newest_frame_and_never_queues():
     release = threading.Event()
     seen: list[int] = []
 
-    def process(stamped):
-        seen.append(stamped.item)
+    def process(batch):
+        seen.extend(stamped.item for stamped in batch)
         release.wait(5)
 
     worker: LatestWorker[int] = LatestWorker(process, 0.0, on_error=pytest.fail)
@@ -89,7 +99,8 @@ def test_worker_survives_a_failing_frame():
     errors: list[BaseException] = []
     done = threading.Event()
 
-    def process(stamped):
+    def process(batch):
+        (stamped,) = batch
         if stamped.item == "bad":
             raise RuntimeError("boom")
         done.set()
@@ -140,9 +151,12 @@ def test_settings_defaults_resolve_model_and_tracker():
     assert settings.detector.model.endswith("yolo11n.onnx")
     assert settings.detector.tracker.endswith("trackers/bytetrack.yaml")
     assert settings.max_rate_hz == 5.0
-    pose = PerceptionSettings.from_parameters({"task": "pose", "tracker": "none"})
+    assert settings.detector.backend == "onnx"
+    pose = PerceptionSettings.from_parameters({"task": "pose", "tracker": "none", "backend": "ultralytics"})
     assert pose.detector.model.endswith("yolo11n-pose.pt")
     assert pose.detector.tracker is None
+    with pytest.raises(SettingsError, match="task pose with backend onnx needs a pose ONNX model"):
+        PerceptionSettings.from_parameters({"task": "pose"})
 
 
 @pytest.mark.parametrize(
@@ -156,6 +170,9 @@ def test_settings_defaults_resolve_model_and_tracker():
         ({"model": "/nonexistent/model.onnx"}, "parameter 'model': /nonexistent/model.onnx does not exist"),
         ({"model": "yolo11x.pt"}, "asset 'yolo11x.pt' is not in"),
         ({"tracker": "sort"}, "tracker: expected bytetrack, botsort, none"),
+        ({"backend": "tensorrt"}, "backend must be one of ultralytics, onnx, gpu"),
+        ({"cameras": ["head", "head"]}, "cameras: camera names repeat"),
+        ({"cameras": ["/head"]}, "cameras: camera name '/head' is not a topic namespace"),
         ({"max_rate_hz": -1.0}, "max_rate_hz: expected >= 0"),
         ({"image_reliability": "reliabel"}, "image_reliability: expected"),
     ],

@@ -9,7 +9,7 @@ from ultralytics import YOLO
 from ultralytics.utils import ASSETS
 
 from humanoid_common.assets import asset_path
-from perception_node.detector import NO_TRACK, Detector, DetectorConfig, DetectorError
+from perception_node.detector import NO_TRACK, DetectorConfig, DetectorError, load_detector
 
 
 def direct_predict(model_path: str, bgr: np.ndarray, **kwargs) -> list[tuple[str, float, np.ndarray]]:
@@ -44,7 +44,7 @@ def bus() -> np.ndarray:
 
 def test_detect_matches_ultralytics_and_class_filter_keeps_only_people(bus):
     model = str(asset_path("yolo11n.onnx"))
-    detector = Detector(DetectorConfig(model))
+    detector = load_detector(DetectorConfig(model))
     result = detector.detect(bus)
     assert (result.width, result.height) == (bus.shape[1], bus.shape[0])
     assert result.inference_ms > 0
@@ -52,13 +52,13 @@ def test_detect_matches_ultralytics_and_class_filter_keeps_only_people(bus):
     assert all(d.track_id == NO_TRACK and not d.keypoints for d in result.detections)
     assert_same_detections(result.detections, direct_predict(model, bus))
 
-    people = Detector(DetectorConfig(model, classes=("person",))).detect(bus).detections
+    people = load_detector(DetectorConfig(model, classes=("person",))).detect(bus).detections
     assert people
     assert {d.class_name for d in people} == {"person"}
 
 
 def test_pose_model_fills_keypoints_inside_the_box(bus):
-    detector = Detector(DetectorConfig(str(asset_path("yolo11n-pose.pt")), task="pose"))
+    detector = load_detector(DetectorConfig(str(asset_path("yolo11n-pose.pt")), task="pose"))
     detections = detector.detect(bus).detections
     assert detections
     for det in detections:
@@ -71,10 +71,10 @@ def test_pose_model_fills_keypoints_inside_the_box(bus):
 
 def test_unusable_models_are_explained(tmp_path):
     with pytest.raises(DetectorError, match="is it a model of that task"):
-        Detector(DetectorConfig(str(asset_path("yolo11n.onnx")), task="pose"))
+        load_detector(DetectorConfig(str(asset_path("yolo11n.onnx")), task="pose"))
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
     with pytest.raises(DetectorError, match="cannot load model"):
-        Detector(DetectorConfig(str(broken)))
+        load_detector(DetectorConfig(str(broken)))
     with pytest.raises(DetectorError, match="'bus stop' is not a class of this model"):
-        Detector(DetectorConfig(str(asset_path("yolo11n.onnx")), classes=("bus stop",)))
+        load_detector(DetectorConfig(str(asset_path("yolo11n.onnx")), classes=("bus stop",)))

@@ -14,6 +14,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from harness import wait_for
 from humanoid_common.images import numpy_to_image
 from humanoid_common.qos import load_qos_config
+from perception_node.cameras import CAMERA_INFO_TOPIC, MARKERS_TOPIC
 from perception_node.debug_draw import colour_for
 from perception_node.detector import Detection
 from perception_node.markers import (
@@ -24,7 +25,6 @@ from perception_node.markers import (
     camera_intrinsics,
     detection_markers,
 )
-from perception_node.node import CAMERA_INFO_TOPIC, MARKERS_TOPIC
 from perception_node.settings import PerceptionSettings, SettingsError
 
 PERSON = Detection(0, "person", 0.9, 400.0, 300.0, 100.0, 200.0, track_id=7)
@@ -114,7 +114,7 @@ def test_node_publishes_markers_only_while_subscribed_placed_with_camera_info(ro
     camera = Camera(ros)
     image = numpy_to_image(cv2.imread(str(ASSETS / "bus.jpg")), "bgr8")  # 810 x 1080
     assert camera.send_and_wait(image).detections
-    assert node._markers_pub.health.messages == 0, "markers were built with nobody subscribed"
+    assert node.cameras[0].markers.health.messages == 0, "markers were built with nobody subscribed"
 
     qos = load_qos_config()
     info_pub = ros.node("test_camera_info").create_publisher(
@@ -124,11 +124,12 @@ def test_node_publishes_markers_only_while_subscribed_placed_with_camera_info(ro
 
     def info_arrived() -> bool:
         info_pub.publish(info)
-        return node._camera_info is not None
+        return node.cameras[0].info is not None
 
     wait_for(info_arrived, 10, "the node receiving camera_info", interval=0.05)
     received: list[MarkerArray] = ros.collect(MarkerArray, MARKERS_TOPIC, qos.profile(MARKERS_TOPIC))
-    wait_for(lambda: node._markers_pub.publisher.get_subscription_count() >= 1, 10, "the markers collector")
+    markers = node.cameras[0].markers.publisher
+    wait_for(lambda: markers.get_subscription_count() >= 1, 10, "the markers collector")
 
     def markers_of(out) -> MarkerArray | None:
         return next((a for a in received if a.markers[0].header.stamp == out.header.stamp), None)

@@ -23,7 +23,9 @@ from harness import wait_for
 from humanoid_common.assets import asset_path
 from humanoid_common.images import numpy_to_compressed, numpy_to_image
 from humanoid_stack.msg import DetectionArray
-from perception_node.node import COMPRESSED_TOPIC, DETECTIONS_TOPIC, IMAGE_TOPIC, PerceptionNode
+from perception_node.cameras import COMPRESSED_TOPIC, DETECTIONS_TOPIC, IMAGE_TOPIC
+from perception_node.detector import load_detector
+from perception_node.node import PerceptionNode
 
 pytestmark = pytest.mark.integration
 
@@ -53,14 +55,21 @@ def video_frames(count: int, step: int = 1) -> list[np.ndarray]:
 class Camera:
     """Publishes frames with increasing stamps; ``send_and_wait`` is lockstep with the node."""
 
-    def __init__(self, ros, qos: QoSProfile = RELIABLE, topic: str = IMAGE_TOPIC, msg_type=Image) -> None:
+    def __init__(
+        self,
+        ros,
+        qos: QoSProfile = RELIABLE,
+        topic: str = IMAGE_TOPIC,
+        msg_type=Image,
+        detections_topic: str = DETECTIONS_TOPIC,
+    ) -> None:
         self.node = ros.node("test_camera")
         self.publisher = self.node.create_publisher(msg_type, topic, qos)
-        self.detections: list[DetectionArray] = ros.collect(DetectionArray, DETECTIONS_TOPIC, RELIABLE)
+        self.detections: list[DetectionArray] = ros.collect(DetectionArray, detections_topic, RELIABLE)
         self.diagnostics: list[DiagnosticArray] = ros.collect(DiagnosticArray, "/diagnostics", RELIABLE)
         # A node in its own process first imports Ultralytics and loads the model: slow on a busy CI host.
         wait_for(lambda: self.publisher.get_subscription_count() >= 1, 90, f"the node subscribing {topic}")
-        wait_for(lambda: self.node.count_subscribers(DETECTIONS_TOPIC) >= 1, 10, "the detections collector")
+        wait_for(lambda: self.node.count_subscribers(detections_topic) >= 1, 10, "the detections collector")
 
     def send(self, msg) -> int:
         msg.header.stamp = self.node.get_clock().now().to_msg()
@@ -88,8 +97,9 @@ class Camera:
         return None
 
 
-def test_detections_equal_ultralytics_and_lifecycle_releases_everything(ros):
-    node = start_node(ros, autostart=False, tracker="none", max_rate_hz=0.0)
+@pytest.mark.parametrize("backend", ["onnx", "ultralytics"])
+def test_detections_equal_ultralytics_and_lifecycle_releases_everything(ros, backend):
+    node = start_node(ros, autostart=False, tracker="none", max_rate_hz=0.0, backend=backend)
     assert node.trigger_configure().name == "SUCCESS"
     assert node.trigger_activate().name == "SUCCESS"
     camera = Camera(ros)  # a reliable publisher matches the default best-effort subscription
@@ -122,6 +132,10 @@ def test_compressed_input_gives_the_same_detections_as_the_decoded_frame(ros):
     assert_same_detections(out.detections, direct_predict(str(asset_path("yolo11n.onnx")), decoded))
 
 
+def xywh(d) -> np.ndarray:
+    return np.array([d.center_x, d.center_y, d.size_x, d.size_y])
+
+
 def corners(d) -> tuple[float, float, float, float]:
     return (
         d.center_x - d.size_x / 2,
@@ -150,6 +164,57 @@ def test_the_same_person_keeps_the_same_track_id_across_a_street_sequence(ros):
     for track_id in kept:  # the id follows one person: boxes of consecutive frames overlap
         for before, after in itertools.pairwise(tracks):
             assert iou(before[track_id], after[track_id]) > 0.3, f"track {track_id} jumped"
+
+
+def test_two_cameras_run_as_one_batch_each_with_its_topics_header_and_tracks(ros):
+    node = start_node(ros, cameras=["head", "wrist"], tracker="bytetrack", max_rate_hz=1.0)
+    head = Camera(ros, topic="/head/image_raw", detections_topic="/perception/head/detections")
+    wrist = Camera(ros, topic="/wrist/image_raw", detections_topic="/perception/wrist/detections")
+    assert [c.topics.markers for c in node.cameras] == [
+        "/perception/head/markers",
+        "/perception/wrist/markers",
+    ]
+    frames = video_frames(5)
+    mirrored = [np.ascontiguousarray(f[:, ::-1]) for f in frames]  # other people in other places
+    head.send_and_wait(numpy_to_image(frames[0], "bgr8"))  # the worker just ran: the next two frames wait
+    outputs = []
+    for head_frame, wrist_frame in zip(frames[1:], mirrored[1:], strict=True):
+        stamps = (
+            head.send(numpy_to_image(head_frame, "bgr8")),
+            wrist.send(numpy_to_image(wrist_frame, "bgr8")),
+        )
+
+        def both(s=stamps):
+            found = head.result_for(s[0]), wrist.result_for(s[1])
+            return found if all(found) else None
+
+        outputs.append(wait_for(both, 10, "both cameras' detections"))
+    for out_head, out_wrist in outputs:
+        assert out_head.inference_ms == out_wrist.inference_ms  # one model call for both
+    # Each camera is tracked on its own: its boxes and ids are those of the same detector run on that
+    # camera's frames alone (the tracker's boxes are its filtered states, so mixing cameras shows).
+    for camera_frames, index in ((frames, 0), (mirrored[1:], 1)):
+        alone = load_detector(node.settings.detector)
+        expected = [alone.detect(f) for f in camera_frames][-len(outputs) :]
+        for out, result in zip([o[index] for o in outputs], expected, strict=True):
+            assert [d.track_id for d in out.detections] == [d.track_id for d in result.detections]
+            assert_same_detections(
+                out.detections, [(d.class_name, d.score, xywh(d)) for d in result.detections]
+            )
+    inference = wait_for(lambda: head.status("inference"), 10, "inference diagnostics")
+    assert inference["cameras"] == "2"
+    wrist_status = wait_for(lambda: head.status("camera wrist"), 10, "the wrist camera's status")
+    assert wrist_status["topic"] == "/wrist/image_raw"
+
+    # Malformed images on one camera are dropped and counted on its topic; the other camera goes on.
+    dropped = "dropped./wrist/image_raw"
+    for count, (kind, msg) in enumerate(malformed_images().items(), start=1):
+        wrist.send(msg)
+        inputs = wait_for(lambda n=count: (s := head.status("inputs")) and s.get(dropped) == str(n) and s,
+                          30, f"{dropped} = {count}")  # fmt: skip
+        assert kind in inputs["last_problem./wrist/image_raw"]
+    assert head.send_and_wait(numpy_to_image(frames[0], "bgr8")).detections
+    assert head.status("inputs").get("dropped./head/image_raw") == "0"
 
 
 def test_30hz_camera_5hz_node_processes_only_fresh_frames_and_reports_a_stall(ros):
@@ -183,12 +248,19 @@ def test_30hz_camera_5hz_node_processes_only_fresh_frames_and_reports_a_stall(ro
     inference = wait_for(lambda: camera.status("inference"), 10, "inference diagnostics")
     assert int(inference["skipped_stale"]) > sent / 2  # most frames were replaced, not queued
 
-    wait_for(
-        lambda: (s := camera.status("camera")) and s["message"].startswith("camera stalled"), 10, "stall"
+    # The stall shows from the image's age; the QoS deadline event that counts the miss is handled by
+    # the executor in a turn of its own, so a loaded host can report the stall one period earlier.
+    stalled = wait_for(
+        lambda: (
+            (s := camera.status("camera"))
+            and s["message"].startswith("camera stalled")
+            and int(s["deadline_misses"]) >= 1
+            and s
+        ),
+        10,
+        "a stall with its deadline miss counted",
     )
-    stalled = camera.status("camera")
     assert stalled["level"] == 1  # WARN
-    assert int(stalled["deadline_misses"]) >= 1
     stream(0.5)
     wait_for(lambda: camera.status("camera")["message"] == "receiving images", 10, "recovery on /diagnostics")
     assert camera.status("camera")["level"] == 0
