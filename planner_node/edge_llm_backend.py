@@ -1,0 +1,123 @@
+"""The TensorRT Edge-LLM backend: a Hugging Face checkpoint on an NVIDIA GPU (Jetson Thor; issue 14).
+
+`experimental.server.LLM` (tensorrt-edgellm 0.11.0) builds a TensorRT engine from the checkpoint folder
+on first use and caches it (~/.cache/tensorrt-edgellm, minutes on a Jetson), then serves requests from
+it with its context cache on (`reuse_context`: a shared prompt prefix is not evaluated again). Decoding
+is greedy (top_k 1) under the plan's JSON schema (`guided_decoding` json_schema). Answers are streamed:
+`cancel` is looked at on every delta and closes the stream, which cancels the request in the runtime.
+The model is a checkpoint folder, not a GGUF: convert one with tools/gguf_to_hf.py. Edge-LLM takes no
+device index; it runs on the process's current CUDA device.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from planner_node.llm import BackendUnavailable, Completion, GenerationCancelled, ModelConfig
+
+INSTALL_HINT = (
+    "install it with `pip install --no-deps tensorrt-edgellm==0.11.0` (requirements/no-deps.txt) on a "
+    "machine with its native runtime"
+)
+RUNTIME_HINT = (
+    "it needs TensorRT Edge-LLM's native runtime: a Jetson Thor with JetPack 7 (CUDA 13, TensorRT 10.16 "
+    "or 11 and the wheel's matching native payload), or an x86 NVIDIA GPU with the tensorrt package its "
+    "Installation Guide names"
+)
+
+
+class EdgeLlmModel:
+    """An Edge-LLM engine built (or found in its cache) for one checkpoint."""
+
+    def __init__(self, llm: Any, sampling_params: type, folder: Path, config: ModelConfig) -> None:
+        self.name = f"edge_llm:{folder.name}"
+        self._llm = llm
+        self._sampling_params = sampling_params
+        self._config = config
+
+    def complete(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        schema: Mapping[str, Any] | None,
+        *,
+        cancel: threading.Event | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Completion:
+        if self._llm is None:
+            raise RuntimeError(f"{self.name} is closed")
+        params = self._sampling_params(
+            temperature=0.0,
+            top_k=1,
+            top_p=1.0,
+            seed=self._config.seed,
+            max_tokens=self._config.max_tokens,
+            guided_decoding=("json_schema", json.dumps(schema, sort_keys=True)) if schema else None,
+        )
+        start = time.perf_counter()
+        first = None
+        pieces: list[str] = []
+        prompt_tokens = completion_tokens = 0
+        stream = self._llm.generate_stream([dict(m) for m in messages], params)
+        try:
+            for delta in stream:
+                if cancel is not None and cancel.is_set():
+                    raise GenerationCancelled(f"{self.name}: cancelled after {completion_tokens} tokens")
+                if delta.token_ids and first is None:
+                    first = time.perf_counter()
+                completion_tokens += len(delta.token_ids)
+                prompt_tokens = delta.prompt_tokens or prompt_tokens
+                pieces.append(delta.text)
+                if on_token and delta.text:
+                    on_token(delta.text)
+        finally:
+            stream.close()  # cancels the request in the runtime unless it finished
+        end = time.perf_counter()
+        return Completion(
+            text="".join(pieces),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            first_token_s=(first or end) - start,
+            total_s=end - start,
+        )
+
+    def close(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
+
+
+def load(config: ModelConfig, model_path: str) -> EdgeLlmModel:
+    """Build or load the engine of the checkpoint folder `model_path`; BackendUnavailable when the
+    package, its native runtime or a GPU is missing."""
+    folder = Path(model_path)
+    if not (folder / "config.json").is_file():
+        raise BackendUnavailable(
+            f"edge_llm: {folder} is not a Hugging Face checkpoint folder (no config.json); Edge-LLM builds "
+            "its engine from one: convert a GGUF with `python tools/gguf_to_hf.py MODEL.gguf FOLDER`"
+        )
+    if not config.device.startswith("cuda"):
+        raise BackendUnavailable(
+            f"edge_llm runs on an NVIDIA GPU only: set the planner device to cuda, not {config.device}"
+        )
+    try:
+        from experimental.server import LLM, SamplingParams
+    except ImportError as error:
+        raise BackendUnavailable(
+            f"edge_llm: TensorRT Edge-LLM (tensorrt-edgellm) is not installed; {INSTALL_HINT}"
+        ) from error
+    try:
+        llm = LLM(
+            model=str(folder),
+            max_input_len=config.context_tokens - config.max_tokens,
+            max_kv_cache_capacity=config.context_tokens,
+        )
+    except (ImportError, OSError, RuntimeError, ValueError) as error:
+        raise BackendUnavailable(
+            f"edge_llm: cannot build or load the engine of {folder}; {RUNTIME_HINT} ({error})"
+        ) from error
+    return EdgeLlmModel(llm, SamplingParams, folder, config)

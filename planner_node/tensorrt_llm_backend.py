@@ -1,0 +1,109 @@
+"""The TensorRT-LLM backend: its LLM API on an NVIDIA GPU (a desktop or a Jetson AGX Orin; issue 14).
+
+`tensorrt_llm.LLM` takes a Hugging Face checkpoint folder (convert a GGUF with tools/gguf_to_hf.py) or
+a built engine, with KV-cache block reuse on, so a prompt prefix shared with the last request is not
+evaluated again. Decoding is greedy (top_k 1) under the plan's JSON schema through xgrammar
+(`GuidedDecodingParams(json=...)`). Answers stream (`generate_async(..., streaming=True)`, iterated
+synchronously); `cancel` is looked at on every streamed step and aborts the request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from planner_node.llm import BackendUnavailable, Completion, GenerationCancelled, ModelConfig
+
+INSTALL_HINT = (
+    "TensorRT-LLM is not installed; it needs an NVIDIA GPU with CUDA and installs from NVIDIA's index "
+    "(`pip install tensorrt_llm`, see its installation guide; on a Jetson, the JetPack build), or choose "
+    "the llama_cpp backend"
+)
+
+
+class TensorRtLlmModel:
+    """A TensorRT-LLM `LLM` serving one model."""
+
+    def __init__(self, llm: Any, params: type, guide: type, folder: Path, config: ModelConfig) -> None:
+        self.name = f"tensorrt_llm:{folder.name}"
+        self._llm = llm
+        self._sampling_params = params
+        self._guided_decoding_params = guide
+        self._config = config
+
+    def complete(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        schema: Mapping[str, Any] | None,
+        *,
+        cancel: threading.Event | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Completion:
+        if self._llm is None:
+            raise RuntimeError(f"{self.name} is closed")
+        start = time.perf_counter()
+        prompt = self._llm.tokenizer.apply_chat_template(
+            [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
+        )
+        params = self._sampling_params(
+            max_tokens=self._config.max_tokens,
+            temperature=0.0,
+            top_k=1,
+            seed=self._config.seed,
+            guided_decoding=self._guided_decoding_params(json=dict(schema)) if schema else None,
+        )
+        result = self._llm.generate_async(prompt, params, streaming=True)
+        first = None
+        for step in result:
+            if cancel is not None and cancel.is_set():
+                result.abort()
+                raise GenerationCancelled(
+                    f"{self.name}: cancelled after {len(step.outputs[0].token_ids)} tokens"
+                )
+            output = step.outputs[0]
+            if output.token_ids and first is None:
+                first = time.perf_counter()
+            if on_token and output.text_diff:
+                on_token(output.text_diff)
+        end = time.perf_counter()
+        output = result.outputs[0]
+        return Completion(
+            text=output.text,
+            prompt_tokens=len(result.prompt_token_ids),
+            completion_tokens=len(output.token_ids),
+            first_token_s=(first or end) - start,
+            total_s=end - start,
+        )
+
+    def close(self) -> None:
+        if self._llm is not None:
+            self._llm.shutdown()
+            self._llm = None
+
+
+def load(config: ModelConfig, model_path: str) -> TensorRtLlmModel:
+    """Load the checkpoint folder or engine at `model_path`; BackendUnavailable without TensorRT-LLM
+    or a GPU."""
+    if not config.device.startswith("cuda"):
+        raise BackendUnavailable(
+            f"tensorrt_llm runs on an NVIDIA GPU only: set the planner device to cuda, not {config.device}"
+        )
+    try:
+        from tensorrt_llm import LLM, SamplingParams
+        from tensorrt_llm.llmapi import GuidedDecodingParams, KvCacheConfig
+    except ImportError as error:
+        raise BackendUnavailable(f"tensorrt_llm: {INSTALL_HINT} ({error})") from error
+    folder = Path(model_path)
+    try:
+        llm = LLM(
+            model=str(folder),
+            guided_decoding_backend="xgrammar",
+            kv_cache_config=KvCacheConfig(enable_block_reuse=True),
+            max_seq_len=config.context_tokens,
+        )
+    except (OSError, RuntimeError, ValueError) as error:
+        raise BackendUnavailable(f"tensorrt_llm: cannot load {folder}: {error}") from error
+    return TensorRtLlmModel(llm, SamplingParams, GuidedDecodingParams, folder, config)
