@@ -17,7 +17,7 @@ $(STAMPS)/deps: tools/setup/bootstrap.sh $(wildcard requirements/*.txt)
 	PYTHON=$(PYTHON) tools/setup/bootstrap.sh
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/interfaces: $(STAMPS)/deps tools/setup/build_interfaces.sh CMakeLists.txt package.xml $(wildcard msg/*.msg srv/*.srv)
+$(STAMPS)/interfaces: $(STAMPS)/deps tools/setup/build_interfaces.sh CMakeLists.txt package.xml $(wildcard msg/*.msg srv/*.srv action/*.action)
 	tools/setup/build_interfaces.sh
 	@touch $@
 

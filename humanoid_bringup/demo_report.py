@@ -35,6 +35,18 @@ class EventRecord:
     text: str
 
 
+@dataclass(frozen=True)
+class PlannerRecord:
+    """One request to the planner: what was asked, the checked plan, what the robot said and did."""
+
+    t_s: float  # seconds since the scene started, when asked
+    request: str
+    plan: str  # the plan's tools and arguments, shortened for a table
+    said: tuple[str, ...]
+    outcome: str
+    took_s: float  # from the request to the result
+
+
 @dataclass
 class DemoStats:
     profile: str
@@ -46,6 +58,7 @@ class DemoStats:
     diagnostics: dict[str, dict[str, str]] = field(default_factory=dict)  # status name → values
     events: list[EventRecord] = field(default_factory=list)
     episodes: list[EpisodeResult] = field(default_factory=list)
+    planner: list[PlannerRecord] = field(default_factory=list)
     governor_levels: list[tuple[float, int]] = field(default_factory=list)  # (t, level) at each change
     scene_s: float = 0.0
     wall_s: float = 0.0
@@ -134,6 +147,18 @@ def render_report(stats: DemoStats, script: SceneScript, latencies: dict[str, st
         lines.append(
             f"| {i} | {e.instruction} | {'yes' if e.success else 'no'} | {t} | {e.final_distance_m:.3f} |"
         )
+    lines += [
+        "",
+        "## The planner: what people asked, what the robot said and did",
+        "",
+        "| t (s) | request | checked plan | the robot said | outcome | took (s) |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {r.t_s:.1f} | {r.request} | {r.plan or '–'} | {' / '.join(r.said) or '–'} | {r.outcome} "
+            f"| {r.took_s:.1f} |"
+            for r in stats.planner
+        ),
+    ]
     lines += ["", "## Load governor", ""]
     lines += [f"- {t:.1f} s: level {level}" for t, level in stats.governor_levels] or ["- no report received"]
     return "\n".join(lines) + "\n"

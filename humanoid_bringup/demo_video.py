@@ -48,6 +48,8 @@ class Scene:
     episodes: int = 0
     successes: int = 0
     events: list[str] = field(default_factory=list)  # newest last
+    asked: str = ""  # the request the planner works on
+    said: str = ""  # what the robot said last
     governor_level: int = 0
     clock_s: float = 0.0
 
@@ -108,6 +110,8 @@ def compose(scene: Scene) -> np.ndarray:
         (f"t {scene.clock_s:5.1f} s   tasks {scene.successes}/{scene.episodes}   governor level "
          f"{scene.governor_level}", (255, 255, 255)),
         (f"instruction: {scene.instruction or '-'}", (255, 200, 0)),
+        (f"asked: {scene.asked or '-'}", (120, 200, 255)),
+        (f"robot says: {scene.said or '-'}", (120, 200, 255)),
         *((text, (200, 230, 200)) for text in scene.events[-3:]),
     ]  # fmt: skip
     for i, (text, colour) in enumerate(lines):

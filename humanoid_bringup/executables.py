@@ -22,6 +22,7 @@ def _executable(name: str) -> Callable[[], NoReturn]:
 perception_node = _executable("perception_node")
 memory_node = _executable("memory_node")
 vla_node = _executable("vla_node")
+planner_node = _executable("planner_node")
 tabletop_sim = _executable("tabletop_sim")
 people_scene = _executable("people_scene")
 governor = _executable("governor")

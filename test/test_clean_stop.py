@@ -1,6 +1,6 @@
 """Every node stops cleanly on SIGINT (Ctrl-C, a script's group signal) and SIGTERM (systemd, launch's
 escalation): exit 0, no traceback, quickly, also while it is busy (perception and memory in inference
-on a camera faster than they run, the CPU loaded by other work).
+on a camera faster than they run, the planner inside a model call, the CPU loaded by other work).
 
 Under `ros2 launch` a node always gets a second signal: a group Ctrl-C (or systemd's SIGTERM to the
 group) reaches the node and launch, and launch then sends every node a SIGINT of its own. So after
@@ -14,9 +14,11 @@ import time
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from std_msgs.msg import String
 
 from harness import wait_active, wait_for
 from humanoid_bringup.profiles import NODES
+from humanoid_common.qos import load_qos_config
 
 #: What a stop may take here: launch escalates SIGINT to SIGTERM after 5 s and SIGTERM to SIGKILL after
 #: 5 s more, so a node slower than this is killed, not stopped. The goal is 2 s (issue 11); the printed
@@ -44,6 +46,8 @@ def busy_arguments(tmp_path) -> dict[str, list[str]]:
             "/camera/camera_info:=/tabletop/info",
         ],
         "people_scene": ["-p", "rate_hz:=15.0"],
+        # In a model call when the signal comes: reading its prompt, or planning the request sent then.
+        "planner_node": ["-p", "model:=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "-p", "threads:=1"],
         # Sheds load at once (the CPU is busy), so that at the stop it asks for the rates back from nodes
         # that are stopping too.
         "governor": [
@@ -80,11 +84,14 @@ def test_every_node_stops_cleanly_and_quickly_while_busy_whatever_follows(
 
     wait_for(lambda: value("perception_node: inference", "rate_hz") > 0.5, 120, "perception in inference")
     wait_for(lambda: value("governor: load", "level") >= 1, 60, "the governor shedding load")
+    topic = "/planner/instruction"
+    request = ros.node("planner_user").create_publisher(String, topic, load_qos_config().profile(topic))
     hogs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(2)]
     for hog in hogs:
         hog.start()
     try:
-        time.sleep(3.0)  # the load and the inference going on
+        request.publish(String(data="say hello, then touch the red cup"))
+        time.sleep(3.0)  # the load, the inference and the planning going on
         sent = time.monotonic()
         for proc in procs.values():
             proc.send_signal(getattr(signal, signal_name))

@@ -41,6 +41,7 @@ ONE_NODE_FILES = {
     "sim.launch.py": "tabletop_sim",
     "people_scene.launch.py": "people_scene",
     "governor.launch.py": "governor",
+    "planner.launch.py": "planner_node",
 }
 # Started by a launch file but no run dependency: rviz2 (visualisation, installed apart on the machine
 # that shows it; rviz.launch.py says so when it is missing). Everything else must be an exec_depend.

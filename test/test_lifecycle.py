@@ -103,3 +103,27 @@ def test_a_missing_python_package_is_one_line_and_no_respawn():
     assert "[memory_node] cannot start: the Python module 'onnxruntime' is not installed" in result.stderr
     assert "requirements/robot.txt" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        (["backend:=gpu", "device:=cuda:0"], "backend gpu needs a CUDA device"),
+        (["tracker:=botsort"], "is available with backend 'ultralytics' only"),
+    ],
+)
+def test_perception_refuses_what_its_backend_cannot_do_with_the_reason(params, reason):
+    if reason.startswith("backend gpu"):
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA: the gpu backend would start")
+    args = [arg for param in params for arg in ("-p", param)]
+    result = subprocess.run(
+        [sys.executable, "-m", "perception_node.node", "--ros-args", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    log = result.stdout + result.stderr
+    assert result.returncode == EXIT_CANNOT_START, log
+    assert reason in log

@@ -92,9 +92,15 @@ def test_the_governor_sheds_perception_under_cpu_load_until_vla_deadlines_hold(r
     params = _params(
         tmp_path,
         {
-            "perception_node": {"max_rate_hz": 20.0, "tracker": "none"},  # as fast as it goes on 2 cores
-            "governor": {"perception_rates": [20.0, 2.0, 0.5], "memory_rates": [2.0], "step_s": 2.0,
-                         "recover_s": 5.0},  # back to level 0 after the start-up load
+            # The stack alone must leave the governor calm, or it sheds before the load comes: on 2 cores
+            # it takes 55-85 % CPU, and the VLA loop at the profile's 24 Hz misses a 10 ms lateness
+            # every few seconds (GIL and scheduler jitter). So: a 10 Hz loop (25 ms lateness allowed)
+            # and CPU pressure above 97 %, which only the two hogs below reach.
+            "perception_node": {"tracker": "none"},
+            "vla_node": {"control_rate_hz": 10.0},
+            "governor": {"perception_rates": [5.0, 1.0, 0.5], "memory_rates": [2.0], "step_s": 2.0,
+                         "recover_s": 5.0,  # back to level 0 after the start-up load
+                         "cpu_high_percent": 97.0, "cpu_low_percent": 90.0},
         },
     )  # fmt: skip
     runner = processes.start(
@@ -121,18 +127,19 @@ def test_the_governor_sheds_perception_under_cpu_load_until_vla_deadlines_hold(r
     def at_full_rate() -> bool:
         return (
             value("governor: load", "level") == 0
-            and (value("perception_node: inference", "rate_hz") or 0) > 4
+            and (value("perception_node: inference", "rate_hz") or 0) > 3
         )
 
     wait_for(at_full_rate, 180, "perception at its full rate")
     wait_for(lambda: vla_misses() is not None, 60, "vla_node diagnostics")
     rate_before = value("perception_node: inference", "rate_hz")
+    cpu_before = value("governor: load", "cpu_percent")
     hogs = [
         subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) for _ in range(2)
     ]
     try:
         wait_for(lambda: (value("governor: load", "level") or 0) >= 1, 60, "the governor shedding load")
-        wait_for(lambda: (value("governor: load", "acknowledged_hz.perception_node") or 99) < 20, 30,
+        wait_for(lambda: (value("governor: load", "acknowledged_hz.perception_node") or 99) < 5, 30,
                  "perception taking the lower rate")  # fmt: skip
         misses_at_shed = vla_misses()
         # After shedding, a quiet window: no new VLA deadline misses for 10 s (checked once a second).
@@ -152,9 +159,9 @@ def test_the_governor_sheds_perception_under_cpu_load_until_vla_deadlines_hold(r
             hog.kill()
             hog.wait(5)
     print(
-        f"perception rate before the load {rate_before:.1f} Hz, after the governor (level {level:g}) "
-        f"{rate_after:.1f} Hz; VLA deadline misses when it shed load {misses_at_shed}, "
-        f"then none for 10 s (total {window_misses})"
+        f"perception rate before the load {rate_before:.1f} Hz (CPU {cpu_before} %), "
+        f"after the governor (level {level:g}) {rate_after:.1f} Hz; "
+        f"VLA deadline misses when it shed load {misses_at_shed}, then none for 10 s (total {window_misses})"
     )
     assert rate_after < rate_before
     assert processes.stop(runner) == 0

@@ -29,13 +29,14 @@ import numpy as np
 import rclpy
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from humanoid_bringup.demo_report import DemoStats, EventRecord, render_report
+from humanoid_bringup.demo_report import DemoStats, EventRecord, PlannerRecord, render_report
 from humanoid_bringup.demo_video import HEIGHT, WIDTH, Face, Scene, compose
 from humanoid_bringup.profiles import load_profile
 from humanoid_bringup.run import StackOptions, child_specs
@@ -45,6 +46,7 @@ from humanoid_common.assets import asset_path
 from humanoid_common.config import apply_fastdds_profile, config_dir, read_yaml
 from humanoid_common.images import image_to_numpy, to_bgr8
 from humanoid_common.qos import load_qos_config
+from humanoid_stack.action import ExecuteInstruction
 from humanoid_stack.msg import DetectionArray, MemoryEvent, PersonArray
 from humanoid_stack.srv import Enroll
 from memory_node.crypto import new_key_text
@@ -57,9 +59,26 @@ REPO = Path(__file__).resolve().parents[1]
 TABLE_TOPIC = "/tabletop/camera/image_raw"
 TABLE_INFO_TOPIC = "/tabletop/camera/camera_info"
 HEAD_CAMERA_HZ = 10.0  # the scripted head camera; slower than a real one to spare the two cores
-NODES = ["perception_node", "memory_node", "vla_node", "tabletop_sim", "people_scene", "governor"]
+NODES = [
+    "perception_node",
+    "memory_node",
+    "vla_node",
+    "planner_node",
+    "tabletop_sim",
+    "people_scene",
+    "governor",
+]
 VIDEO_FPS = 10.0
 EPISODE_TIMEOUT_S = 8.0
+#: What people ask the planner, not before t s of the scene: Alice (enrolled, consented) is in view at
+#: 6-18 s and 46-60 s, a stranger at 24-40 s; nobody called Bob is known and there is no elephant. A
+#: plan takes 15-75 s on the two loaded cores, so the first request asks the robot to wait for Alice.
+#: They run beside the arm's random tasks.
+PLANNER_REQUESTS = (
+    (0.0, "When Alice comes, say hello to her, then touch the {object}."),
+    (1.0, "Greet Bob and bring me the purple elephant."),
+)
+PLANNER_TIMEOUT_S = 180.0
 EVENT_NAMES = {0: "welcome back", 1: "are you ...?", 2: "new person", 3: "left", 4: "forgotten"}
 LATENCIES = {
     "perception.latency_ms": "perception: image stamp → detections published",
@@ -81,6 +100,7 @@ def demo_params(out: Path, seed: int) -> Path:
             "script": str(config_dir() / "demo" / "scene.yaml"), "autoplay": False,
             "rate_hz": HEAD_CAMERA_HZ}},
         "/**/vla_node": {"ros__parameters": {"max_camera_age_ms": 300.0}},
+        "/**/planner_node": {"ros__parameters": {"vla_timeout_s": 2 * EPISODE_TIMEOUT_S}},
     }  # fmt: skip
     path = out / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
@@ -123,6 +143,7 @@ class Recorder:
         sub(MemoryEvent, "/memory/events", self._event)
         sub(JointTrajectory, "/vla/joint_command", self._command)
         sub(String, "/sim/status", self._status)
+        sub(String, "/speech/say", self._said)
         node.create_subscription(DiagnosticArray, "/diagnostics", self._diagnostics, 20)
 
     def now(self) -> float:
@@ -190,6 +211,11 @@ class Recorder:
         except json.JSONDecodeError:
             return
 
+    def _said(self, msg: Any) -> None:
+        self.scene.said = msg.data
+        if self.recording:
+            self.scene.events.append(f"{self.now():5.1f} s robot: {msg.data}")
+
     def _diagnostics(self, msg: Any) -> None:
         for status in msg.status:
             values = {kv.key: kv.value for kv in status.values}
@@ -233,6 +259,69 @@ def call(
     return future.result()
 
 
+class PlannerScript:
+    """Asks the planner PLANNER_REQUESTS on a thread of its own while the arm's random tasks go on;
+    `wants_arm` is set while a plan that has a `vla` step runs, and the task loop starts no new task then
+    (two sources of instructions would take the arm from each other)."""
+
+    def __init__(self, action: ActionClient, driver: RosEpisodeDriver, recorder: Recorder, stats: DemoStats):
+        self.action, self.driver, self.recorder, self.stats = action, driver, recorder, stats
+        self.wants_arm = threading.Event()
+        self.failure = ""
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            for at, text in PLANNER_REQUESTS:
+                while self.recorder.now() < at:
+                    time.sleep(0.1)
+                self.stats.planner.append(self._ask(text))
+        except Exception as error:  # reported by the main loop
+            self.failure = f"{type(error).__name__}: {error}"
+        finally:
+            self.wants_arm.clear()
+
+    def _feedback(self, message: Any) -> None:
+        steps = json.loads(message.feedback.plan)["steps"] if message.feedback.plan else []
+        if any(step["tool"] == "vla" for step in steps[max(message.feedback.current_step, 0) :]):
+            self.wants_arm.set()
+        else:
+            self.wants_arm.clear()
+
+    def _ask(self, text: str) -> PlannerRecord:
+        objects = sorted(self.driver.status.get("objects") or {})
+        request = text.format(object=objects[0] if objects else "cup")
+        asked = self.recorder.now()
+        self.recorder.scene.asked = request
+        print(f"[demo] {asked:4.0f} s  asking the planner: {request!r}", flush=True)
+        sent = self.action.send_goal_async(
+            ExecuteInstruction.Goal(instruction=request), feedback_callback=self._feedback
+        )
+        _wait_plain(sent.done, 30, "the planner taking the request")
+        if not sent.result().accepted:
+            raise RuntimeError(f"planner_node refused the request {request!r}")
+        done = sent.result().get_result_async()
+        _wait_plain(done.done, PLANNER_TIMEOUT_S, "the planner's result")
+        self.wants_arm.clear()
+        result = done.result().result
+        steps = json.loads(result.plan)["steps"] if result.plan else []
+        plan = "; ".join(f"{s['tool']}({', '.join(str(v) for v in s['args'].values())})" for s in steps)
+        took = self.recorder.now() - asked
+        record = PlannerRecord(asked, request, plan, tuple(result.said), result.outcome, took)
+        print(
+            f"[demo] planner: {record.outcome} in {took:.1f} s: {plan}; said {list(record.said)}", flush=True
+        )
+        return record
+
+
+def _wait_plain(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.1)
+
+
 def run(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
@@ -272,6 +361,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = [time.monotonic()]
     recorder = Recorder(node, stats, t0, qos_file)
     driver = RosEpisodeDriver(node)
+    planner = ActionClient(node, ExecuteInstruction, "/planner/execute")
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -281,6 +371,13 @@ def run(args: argparse.Namespace) -> int:
         wait(lambda: node.count_publishers("/perception/detections") > 0, 180, "perception_node", supervisor)
         wait(driver.reset_client.service_is_ready, 180, "tabletop_sim", supervisor)
         wait(driver.enable_client.service_is_ready, 180, "vla_node", supervisor)
+        wait(planner.server_is_ready, 180, "planner_node", supervisor)
+        wait(
+            lambda: stats.diagnostics.get("planner_node: planner", {}).get("busy") == "False",
+            600,
+            "the planner reading its prompt into the model's cache",
+            supervisor,
+        )
         for person in script.enrolments:
             paths = [str(asset_path(PHOTOS[p].asset)) for p in person.photos]
             request = Enroll.Request(name=person.name, consent=True, track_id=-1, image_paths=paths)
@@ -314,9 +411,14 @@ def run(args: argparse.Namespace) -> int:
         filming = threading.Thread(target=record_frames, daemon=True)
         filming.start()
         rng = np.random.default_rng(args.seed)
+        asking = PlannerScript(planner, driver, recorder, stats)
+        asking.thread.start()
         while recorder.now() < script.duration_s - EPISODE_TIMEOUT_S:
-            if supervisor.failure:
-                raise RuntimeError(supervisor.failure)
+            if supervisor.failure or asking.failure:
+                raise RuntimeError(supervisor.failure or f"asking the planner: {asking.failure}")
+            if asking.wants_arm.is_set():  # the planner's plan has a task for the arm: it goes first
+                time.sleep(0.2)
+                continue
             instruction, target = random_instruction(rng)
             stats.episodes.append(driver.episode(instruction, target, EPISODE_TIMEOUT_S))
             events = ", ".join(f"{e.kind} {e.name}".strip() for e in stats.events[-3:]) or "none yet"
@@ -326,10 +428,11 @@ def run(args: argparse.Namespace) -> int:
                 f"detections {stats.rate_hz('/perception/detections'):.1f} Hz  events: {events}",
                 flush=True,
             )
-        driver.enable(False)
         wait(
             lambda: recorder.now() >= script.duration_s, script.duration_s, "the end of the scene", supervisor
         )
+        asking.thread.join(PLANNER_TIMEOUT_S)  # a request still being planned or carried out
+        driver.enable(False)
         filming.join(timeout=5)
         stats.scene_s = recorder.now()
     finally:

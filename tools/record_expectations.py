@@ -2,10 +2,11 @@
 """Record what perception_node must detect in the street bag, per frame: test/data/street_expected.json.
 
 Every image of the bag (.cache/bags/street, built by tools/setup/build_bags.py) is decoded the way the
-node decodes an Image message and run through perception_node.detector.Detector (Ultralytics) with
-the node's default settings and tracking off: yolo11n.onnx, confidence 0.25, iou 0.7, imgsz 640,
-tracker none, i.e. what test/test_replay.py starts the node with. The test replays the bag into the
-node and compares its /perception/detections with this file frame by frame (by header stamp).
+node decodes an Image message and run through perception_node.detector.load_detector (backend
+ultralytics) with the node's default settings and tracking off: yolo11n.onnx, confidence 0.25,
+iou 0.7, imgsz 640, tracker none, i.e. what test/test_replay.py starts the node with. The test
+replays the bag into the node and compares its /perception/detections with this file frame by frame
+(by header stamp).
 
 Re-record only after a deliberate change of what the node should detect (the model, a default
 setting, the Ultralytics or onnxruntime version, or the street bag itself), and commit the JSON with
@@ -33,7 +34,7 @@ from sensor_msgs.msg import Image
 from tqdm import tqdm
 
 from humanoid_common.images import image_to_numpy, to_bgr8
-from perception_node.detector import Detection, Detector
+from perception_node.detector import Detection, Detector, load_detector
 from perception_node.settings import PerceptionSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     config = PerceptionSettings.from_parameters(NODE_PARAMETERS).detector
-    detector = Detector(config)
+    detector = load_detector(config)
     frames = record(args.bag, detector)
     about = {
         "bag": args.bag.name,

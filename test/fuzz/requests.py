@@ -42,7 +42,7 @@ def _enroll(rng: random.Random) -> Enroll.Request:
 
 
 def _forget(rng: random.Random) -> Forget.Request:
-    return Forget.Request(person_id=_text(rng), display_name=_text(rng))
+    return Forget.Request(person_id=_text(rng), display_name=_text(rng), learned_only=rng.random() < 0.5)
 
 
 def _list_people(rng: random.Random) -> ListPeople.Request:

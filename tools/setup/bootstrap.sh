@@ -36,6 +36,12 @@ files=()
 for f in "$req"/*.txt; do
   case "$(basename "$f")" in constraints.txt|no-deps.txt|venv-*.txt|robot.txt) ;; *) files+=(-r "$f") ;; esac
 done
+# Packages built from source (llama-cpp-python: llama.cpp, ~8 min on 2 cores) build on every core.
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+# On x86, llama.cpp for a portable AVX2 CPU rather than -march=native: a native build on a CPU with AMX
+# takes ggml's AMX path, which crashes on any prompt of more than one token (seen in a VM on a Sapphire
+# Rapids host). CMAKE_ARGS set by the caller (e.g. -DGGML_CUDA=on) wins.
+[ "$(uname -m)" = x86_64 ] && export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$req/constraints.txt" "${files[@]}"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r "$req/no-deps.txt"
 
