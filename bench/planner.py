@@ -9,8 +9,9 @@ expected plan; scored by planner_node/scoring.py) through each model and backend
 - ungrounded: ``plan_schema(context, grounded=False)``, free text for person and object and every
   tool, so only the prompt keeps the plan to the context.
 
-Accuracy is of the raw model plan. The checker runs afterwards as in the node; its refusals are
-counted. Per model, backend, grounding and split: plan accuracy, ungrounded names (person or object
+Two accuracies: of the raw model plan, and of the plan the node runs (the checker's plan, or the
+refusal it puts in place of a plan it refuses; plan_to_run, as in the node). Per model, backend,
+grounding and split: both accuracies, ungrounded names (person or object
 arguments the context does not hold), say texts that speak an unconsented person's name, checker
 refusals, time to first token p50, generation tokens/s (median), plan latency p50 / p99 (the model's
 call: prompt to last token), and the peak resident memory of the process that ran the model.
@@ -48,9 +49,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # runs from a bare checkout too
 
 from humanoid_common.assets import AssetError, model_file  # noqa: E402
-from planner_node.checker import check_plan  # noqa: E402
+from planner_node.checker import plan_to_run  # noqa: E402
 from planner_node.llm import BACKENDS, BackendUnavailable, ModelConfig, load_model  # noqa: E402
-from planner_node.plan_schema import Plan, plan_schema, prompt_messages  # noqa: E402
+from planner_node.plan_schema import plan_schema, prompt_messages  # noqa: E402
 from planner_node.scoring import SPLITS, Item, load_items, score_plan  # noqa: E402
 
 DEFAULT_JSON = REPO / "out" / "bench" / "planner.json"
@@ -78,6 +79,8 @@ class Answer:
     ungrounded: list[str]
     unconsented_spoken: bool
     checker_refused: str  # the checker's reason, empty when it accepted the plan
+    run_correct: bool  # the plan the node runs (the checked plan or the checker's refusal)
+    run_why: str
     prompt_tokens: int
     completion_tokens: int
     first_token_s: float
@@ -142,7 +145,8 @@ def answer(model: Any, item: Item, grounding: str) -> Answer:
     schema = plan_schema(item.context, grounded=grounding == "grounded")
     completion = model.complete(prompt_messages(item.context, item.request), schema)
     score = score_plan(completion.text, item)
-    checked = check_plan(completion.text, item.context, request=item.request)
+    run, refused = plan_to_run(completion.text, item.context, item.request)
+    run_score = score_plan(run.as_dict(), item)
     return Answer(
         id=item.id,
         split=item.split,
@@ -152,7 +156,9 @@ def answer(model: Any, item: Item, grounding: str) -> Answer:
         why=score.why,
         ungrounded=list(score.ungrounded),
         unconsented_spoken=score.unconsented_spoken,
-        checker_refused="" if isinstance(checked, Plan) else str(checked),
+        checker_refused="" if refused is None else str(refused),
+        run_correct=run_score.correct,
+        run_why=run_score.why,
         prompt_tokens=completion.prompt_tokens,
         completion_tokens=completion.completion_tokens,
         first_token_s=completion.first_token_s,
@@ -195,10 +201,13 @@ def run_model(args: argparse.Namespace, backend: str, model: str) -> Run:
 def summarise(answers: list[Answer]) -> dict[str, Any]:
     n = len(answers)
     right = sum(a.correct for a in answers)
+    run_right = sum(a.run_correct for a in answers)
     return {
         "items": n,
         "correct": right,
         "accuracy": right / n if n else float("nan"),
+        "run_correct": run_right,
+        "run_accuracy": run_right / n if n else float("nan"),
         "ungrounded_names": sum(len(a.ungrounded) for a in answers),
         "unconsented_spoken": sum(a.unconsented_spoken for a in answers),
         "checker_refusals": sum(bool(a.checker_refused) for a in answers),
@@ -213,8 +222,8 @@ def summarise(answers: list[Answer]) -> dict[str, Any]:
 def table(runs: list[Run], groundings: list[str], splits: list[str]) -> tuple[list[dict[str, Any]], str]:
     rows, lines = [], []
     header = (
-        f"{'backend':<13}{'model':<42}{'grounding':<11}{'split':<8}{'accuracy':>14}{'ungr.':>6}"
-        f"{'unc.':>5}{'chk':>5}{'TTFT p50':>9}{'tok/s':>7}{'p50 s':>7}{'p99 s':>7}{'RSS MiB':>8}"
+        f"{'backend':<13}{'model':<42}{'grounding':<11}{'split':<8}{'raw plan':>14}{'plan run':>14}"
+        f"{'ungr.':>6}{'unc.':>5}{'chk':>5}{'TTFT p50':>9}{'tok/s':>7}{'p50 s':>7}{'p99 s':>7}{'RSS MiB':>8}"
     )
     lines += [header, "-" * len(header)]
     for run in runs:
@@ -231,15 +240,17 @@ def table(runs: list[Run], groundings: list[str], splits: list[str]) -> tuple[li
                 where = {"backend": run.backend, "model": run.model, "grounding": grounding, "split": split}
                 rows.append(where | s | {"peak_rss_mib": run.peak_rss_mib, "load_s": run.load_s})
                 accuracy = f"{s['correct']}/{s['items']} {100 * s['accuracy']:5.1f}%"
+                run_accuracy = f"{s['run_correct']}/{s['items']} {100 * s['run_accuracy']:5.1f}%"
                 lines.append(
-                    f"{run.backend:<13}{run.model:<42}{grounding:<11}{split:<8}{accuracy:>14}"
+                    f"{run.backend:<13}{run.model:<42}{grounding:<11}{split:<8}{accuracy:>14}{run_accuracy:>14}"
                     f"{s['ungrounded_names']:>6}{s['unconsented_spoken']:>5}{s['checker_refusals']:>5}"
                     f"{s['first_token_p50_s']:>9.2f}{s['tokens_per_s_median']:>7.1f}{s['latency_p50_s']:>7.2f}"
                     f"{s['latency_p99_s']:>7.2f}{run.peak_rss_mib:>8.0f}"
                 )
     lines.append(
-        "ungr.: person/object arguments the context does not hold; unc.: say texts with an unconsented "
-        "name; chk: plans the checker refused"
+        "raw plan: the model's answer right; plan run: what the node runs (checked plan or the checker's "
+        "refusal) right; ungr.: person/object arguments the context does not hold (raw plan); unc.: say "
+        "texts with an unconsented name; chk: plans the checker refused"
     )
     return rows, "\n".join(lines)
 
@@ -249,8 +260,10 @@ def failures(runs: list[Run]) -> str:
     lines = []
     for run in runs:
         for a in run.answers:
-            if a.split == "tune" and not a.correct:
-                lines.append(f"{run.model} {a.grounding} {a.id}: {a.why}\n    {a.text}")
+            if a.split == "tune" and not (a.correct and a.run_correct):
+                why = a.why if not a.correct else f"checker: {a.checker_refused}"
+                ran = "ran right" if a.run_correct else f"ran wrong: {a.run_why}"
+                lines.append(f"{run.model} {a.grounding} {a.id}: {why} ({ran})\n    {a.text}")
     return "\n".join(lines)
 
 

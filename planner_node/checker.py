@@ -23,10 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from planner_node.context import Context, clean_label, refused_character
-from planner_node.plan_schema import DEFAULT_LIMITS, TOOLS_BY_NAME, Plan, PlanLimits, Step
+from planner_node.plan_schema import DEFAULT_LIMITS, TOOLS_BY_NAME, Plan, PlanLimits, Step, spoken_list
 
 #: Longest raw answer parsed (a plan of max_steps steps is far shorter).
 MAX_RAW_CHARS = 16_000
+#: Colour words: "the green cup" does not mean the red cup, although both are cups.
+COLOURS = frozenset(
+    {"red", "orange", "yellow", "green", "blue", "purple", "violet", "pink", "brown", "black", "white"}
+    | {"grey", "gray", "silver", "gold"}
+)
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,11 @@ def _argument(arg: str, value: Any, limits: PlanLimits) -> Any:
     if arg == "text":
         return _text(value, "the text", limits.max_text_chars)
     if arg == "instruction":
-        return _text(value, "the arm's instruction", limits.max_instruction_chars)
+        instruction = _text(value, "the arm's instruction", limits.max_instruction_chars)
+        words = _words(instruction)
+        if not any(re.match(rf"{re.escape(_words(skill))}(?!\S)", words) for skill in limits.arm_skills):
+            raise _RefusedError(f"My arm can only {spoken_list(limits.arm_skills)} something.")
+        return instruction
     if arg == "timeout_s":
         return _timeout(value, limits)
     if not isinstance(value, str):  # person, object: checked against the context by _ground
@@ -144,6 +153,19 @@ def _words(text: str) -> str:
 
 def _mentions(words: str, label: str) -> bool:
     return re.search(rf"(?<!\S){re.escape(_words(label))}(?!\S)", words) is not None
+
+
+def _refers_to(words: str, label: str) -> bool:
+    """Whether request `words` can mean the object `label`: its last word (the noun, also in the plural)
+    is there, not right after a colour that the label does not have."""
+    *modifiers, noun = _words(label).split()
+    found = False
+    for match in re.finditer(rf"(?<!\S){re.escape(noun)}(?:s|es)?(?!\S)", words):
+        before = words[: match.start()].split()[-1:]
+        if before and before[0] in COLOURS and before[0] not in modifiers:
+            continue
+        found = True
+    return found
 
 
 def _ground(step: Step, context: Context, expected: Collection[str]) -> None:
@@ -197,9 +219,10 @@ def check_plan(
     request: str | None = None,
 ) -> Plan | PlanError:
     """The plan in `raw` (JSON text, or what a backend already parsed) if every step passes, else the
-    first reason to refuse it. With `request`, a person the plan names must be named in the request:
-    the grammar lets a model name only people who are there, so asked for someone unknown it can put a
-    known person in their place ("greet Bob" → greet Alice), and that must never be said aloud."""
+    first reason to refuse it. With `request`, a person the plan names must be named in the request and
+    an object it acts on must be one the request can mean: the grammar lets a model name only what is
+    there, so asked for someone or something absent it can put what is there in its place ("greet Bob"
+    → greet Alice, "touch the green cup" → touch the red cup), which must never happen."""
     try:
         steps = _keys(_load(raw), ("steps",), "the plan")["steps"]
     except _RefusedError as refused:
@@ -219,10 +242,24 @@ def check_plan(
         if request is not None and person is not None and not _mentions(_words(request), person):
             # The reason is spoken: it must not say who the model put in (whom the robot knows).
             return PlanError("I don't know the person you mean.", index)
+        target = step.args.get("object")
+        if request is not None and target is not None and not _refers_to(_words(request), target):
+            return PlanError("I can't see the object you mean.", index)
         if step.tool == "wait_for":
             waited.add(step.args["person"])
         checked.append(step)
     return Plan(tuple(checked))
+
+
+def plan_to_run(
+    raw: str | Mapping[str, Any], context: Context, request: str
+) -> tuple[Plan, PlanError | None]:
+    """What the robot does with a model's answer: the checked plan, or a refusal that says why it was
+    refused (and that reason)."""
+    checked = check_plan(raw, context, request=request)
+    if isinstance(checked, PlanError):
+        return refusal(f"I could not make a safe plan for that: {checked.reason}"), checked
+    return checked, None
 
 
 def refusal(error: PlanError | str, limits: PlanLimits = DEFAULT_LIMITS) -> Plan:

@@ -39,7 +39,7 @@ from humanoid_common.watch import WatchedPublisher, WatchedSubscription, inputs_
 from humanoid_stack.action import ExecuteInstruction
 from humanoid_stack.msg import DetectionArray, MemoryEvent, Person, PersonArray
 from humanoid_stack.srv import ListPeople
-from planner_node.checker import PlanError, check_plan, refusal
+from planner_node.checker import plan_to_run, refusal
 from planner_node.context import Context
 from planner_node.executor import ExecutorConfig, Outcome, PlanExecutor, PlanResult, VlaStatus
 from planner_node.llm import GenerationCancelled, ModelConfig, PlanModel, load_model
@@ -70,6 +70,16 @@ MAX_REQUEST_MESSAGE_CHARS = 4 * DEFAULT_LIMITS.max_request_chars
 MAX_PEOPLE = 256
 MAX_DETECTIONS = 1000
 MAX_STATUS_CHARS = 65_536
+MAX_NAME_CHARS = 256  # of a display name in an event (longer names never reach the context anyway)
+EVENT_TYPES = frozenset(
+    {
+        MemoryEvent.WELCOME_BACK,
+        MemoryEvent.ARE_YOU,
+        MemoryEvent.NEW_PERSON,
+        MemoryEvent.LEFT,
+        MemoryEvent.FORGOTTEN,
+    }
+)
 #: Said once a plan has taken `planning_budget_s`.
 STILL_THINKING = "I'm still thinking."
 #: How long a request waits for the memory's person list before planning without it.
@@ -242,6 +252,9 @@ class PlannerNode(ManagedNode):
         self.world.people_recognised(names, time.monotonic())
 
     def _on_event(self, msg: MemoryEvent) -> None:
+        if msg.type not in EVENT_TYPES:
+            raise InvalidMessageError(f"unknown memory event type {msg.type}")
+        bounded_text(msg.display_name, "display_name", MAX_NAME_CHARS)
         if msg.type == MemoryEvent.LEFT:
             self.world.person_left(msg.display_name)
         elif msg.type == MemoryEvent.FORGOTTEN:
@@ -486,17 +499,17 @@ class PlannerNode(ManagedNode):
         finally:
             budget.cancel()
         self.plan_ms.add(completion.total_s * 1e3)
-        checked = check_plan(completion.text, context, request=job.request)
+        plan, refused = plan_to_run(completion.text, context, job.request)
         self.plans["planned"] += 1
-        if isinstance(checked, PlanError):
+        if refused is not None:
             self.plans["refused_by_checker"] += 1
-            self.get_logger().warning(f"plan refused by the checker ({checked}): {completion.text[:300]!r}")
-            return refusal(f"I could not make a safe plan for that: {checked.reason}")
+            self.get_logger().warning(f"plan refused by the checker ({refused}): {completion.text[:300]!r}")
+            return plan
         self.get_logger().info(
             f"plan for {job.request[:80]!r} in {completion.total_s:.1f} s "
-            f"(first token {completion.first_token_s:.2f} s): {checked.to_json()}"
+            f"(first token {completion.first_token_s:.2f} s): {plan.to_json()}"
         )
-        return checked
+        return plan
 
     @staticmethod
     def _still_thinking(job: _Job, robot: _RosRobot) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from planner_node.checker import PlanError, check_plan, check_step, refusal
+from planner_node.checker import PlanError, check_plan, check_step, plan_to_run, refusal
 from planner_node.context import Context, Person
 from planner_node.executor import (
     ExecutorConfig,
@@ -20,6 +20,7 @@ from planner_node.executor import (
     VlaStatus,
 )
 from planner_node.plan_schema import (
+    ARM_SKILLS,
     DEFAULT_LIMITS,
     EXAMPLES,
     TOOLS,
@@ -288,6 +289,7 @@ def test_prompt_puts_the_context_and_request_last_and_keeps_its_prefix_fixed():
 def test_each_few_shot_example_is_a_plan_the_checker_accepts(context, request_text, example):
     assert request_text
     assert accepted(example, context).as_dict() == example
+    assert isinstance(check_plan(example, context, request=request_text), Plan)
     assert not schema_errors(example, plan_schema(context))
 
 
@@ -313,8 +315,8 @@ def test_an_object_not_seen_is_refused():
 @pytest.mark.parametrize(
     ("instruction", "why"),
     [
-        ("wave at everyone", "does not name the red cup"),
-        ("put the red cup on the blue block", "names the blue block as well as the red cup"),
+        ("touch everyone", "does not name the red cup"),
+        ("move the arm over the red cup and the blue block", "names the blue block as well as the red cup"),
         ("touch the redcup", "does not name the red cup"),
     ],
 )
@@ -325,7 +327,7 @@ def test_a_vla_instruction_must_be_about_its_object_alone(instruction, why):
 def test_an_object_inside_another_object_name_is_not_a_second_object():
     context = Context((), ("cup", "red cup"))
     assert accepted(plan(vla("red cup", "Touch the RED cup!")), context)
-    assert "as well as" in refused(plan(vla("red cup", "move the red cup to the cup")), context).reason
+    assert "as well as" in refused(plan(vla("red cup", "move to the red cup and the cup")), context).reason
 
 
 def test_greeting_someone_not_in_view_needs_a_wait_first():
@@ -648,3 +650,49 @@ def test_a_person_the_request_does_not_name_is_never_put_in_their_place():
     assert refused.step == 0
     assert isinstance(check_plan(plan, context, request="when alice comes, say hello to her"), Plan)
     assert isinstance(check_plan(plan, context), Plan)  # without a request: grounding only
+
+
+@pytest.mark.parametrize(
+    ("request_text", "meant"),
+    [
+        ("touch the red cup", True),
+        ("could you tap the Red Cup, please?", True),
+        ("touch the cup", True),  # the only cup: the noun alone means it
+        ("touch the cups", True),
+        ("touch the green cup", False),  # another colour: not this cup
+        ("touch the mug", False),
+        ("grab the scissors", False),
+        ("touch it", False),
+    ],
+)
+def test_an_object_the_request_does_not_mean_is_never_put_in_its_place(request_text, meant):
+    """The grammar offers only the objects seen; asked for another, a model may act on one of them."""
+    context = Context((), ("red cup", "blue block"))
+    verdict = check_plan(plan(vla("red cup", "touch the red cup")), context, request=request_text)
+    assert isinstance(verdict, Plan) == meant
+    if not meant:
+        assert verdict.reason == "I can't see the object you mean."
+
+
+def test_the_arm_is_asked_only_for_its_skills():
+    for skill in ARM_SKILLS:
+        assert accepted(plan(vla("red cup", f"{skill} the red cup")))
+    for instruction in ("pick up the red cup", "read the red cup", "pointing at the red cup", "touchy cup"):
+        assert refused(plan(vla("red cup", instruction))).reason.startswith("My arm can only touch, tap")
+    limits = PlanLimits(arm_skills=("push",))
+    assert accepted(plan(vla("red cup", "push the red cup")), limits=limits)
+    pushed_only = refused(plan(vla("red cup", "touch the red cup")), limits=limits)
+    assert "can only push something" in pushed_only.reason
+    with pytest.raises(ValueError, match="arm_skills"):
+        PlanLimits(arm_skills=())
+    assert "touch, tap, point at" in prompt_messages(SCENE, "hi")[0]["content"]
+
+
+def test_what_runs_is_the_checked_plan_or_a_refusal_saying_why():
+    context = Context((Person("Alice", True, True),), ("red cup",))
+    good = {"steps": [{"tool": "greet", "args": {"person": "Alice"}}]}
+    assert plan_to_run(good, context, "say hi to Alice") == (check_plan(good, context), None)
+    run, refused_by = plan_to_run(good, context, "greet Bob")
+    assert refused_by == PlanError("I don't know the person you mean.", 0)
+    spoken = "I could not make a safe plan for that: I don't know the person you mean."
+    assert run.as_dict() == plan(say(spoken))

@@ -9,7 +9,7 @@ import pytest
 
 from planner_node.checker import check_plan
 from planner_node.context import Context, Person
-from planner_node.plan_schema import Plan
+from planner_node.plan_schema import ARM_SKILLS, Plan
 from planner_node.scoring import Expectation, ExpectedStep, Item, load_items, score_plan, ungrounded_names
 
 INSTRUCTIONS = Path(__file__).resolve().parents[1] / "bench" / "planner_instructions.yaml"
@@ -129,11 +129,16 @@ def _as_plan(expectation: Expectation) -> dict[str, Any]:
             steps.append(("wait_for", {"person": step.person, "timeout_s": step.timeout_s or 10}))
         elif step.tool == "vla":
             steps.append(
-                ("vla", {"object": step.object, "instruction": f"{step.verbs[0]} the {step.object}"})
+                ("vla", {"object": step.object, "instruction": f"{skill(step.verbs[0])} the {step.object}"})
             )
         else:
             steps.append((step.tool, {}))
     return plan(*steps)
+
+
+def skill(verb: str) -> str:
+    """The arm's skill that begins with `verb` ("point" → "point at")."""
+    return next(s for s in ARM_SKILLS if s.split()[0] == verb)
 
 
 def test_the_instruction_set_is_large_split_and_each_expected_plan_passes_the_checker():
@@ -148,7 +153,7 @@ def test_the_instruction_set_is_large_split_and_each_expected_plan_passes_the_ch
     for entry in items:
         for expectation in entry.expected:
             raw = _as_plan(expectation)
-            assert isinstance(check_plan(raw, entry.context), Plan), entry.id
+            assert isinstance(check_plan(raw, entry.context, request=entry.request), Plan), entry.id
             assert score_plan(raw, entry).correct, entry.id
             assert not score_plan(raw, entry).ungrounded
 

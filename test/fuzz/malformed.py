@@ -25,7 +25,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 from std_msgs.msg import Empty, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from humanoid_stack.msg import Detection, DetectionArray, Keypoint2D
+from humanoid_stack.msg import Detection, DetectionArray, Keypoint2D, MemoryEvent, Person, PersonArray
 
 MEGABYTE_TEXT = 1_000_000
 NON_FINITE = (math.nan, math.inf, -math.inf)
@@ -445,6 +445,40 @@ def _detections(msg: DetectionArray, rng: random.Random) -> tuple[str, Detection
 DETECTIONS: tuple[Mutation, ...] = (_detections,)
 
 
+# ---------------------------------------------------------------------- PersonArray, MemoryEvent
+
+
+def _people(msg: PersonArray, rng: random.Random) -> tuple[str, PersonArray]:
+    kind = rng.choice(("5000 people", "1 MB name", "hostile name", "NaN position"))
+    person = msg.people[0] if msg.people else Person(band=Person.BAND_KNOWN, display_name="Alice")
+    if kind == "5000 people":
+        msg.people = [person] * 5000
+        return kind, msg
+    if kind == "1 MB name":
+        person.display_name = megabyte_text(rng)
+    elif kind == "hostile name":
+        person.display_name = rng.choice(HOSTILE_TEXTS) + person.display_name
+    else:
+        person.center_x, person.similarity = math.nan, math.inf
+    msg.people = [person, *msg.people[1:]]
+    return kind, msg
+
+
+def _event(msg: MemoryEvent, rng: random.Random) -> tuple[str, MemoryEvent]:
+    kind = rng.choice(("unknown type", "1 MB name", "hostile name"))
+    if kind == "unknown type":
+        msg.type = rng.choice((5, 99, 255))
+    elif kind == "1 MB name":
+        msg.display_name = megabyte_text(rng)
+    else:
+        msg.display_name = rng.choice(HOSTILE_TEXTS) + msg.display_name
+    return kind, msg
+
+
+PEOPLE: tuple[Mutation, ...] = (_people,)
+EVENTS: tuple[Mutation, ...] = (_event,)
+
+
 BY_TYPE: dict[type, tuple[Mutation, ...]] = {
     Image: IMAGE,
     CompressedImage: COMPRESSED,
@@ -454,6 +488,8 @@ BY_TYPE: dict[type, tuple[Mutation, ...]] = {
     String: STRING,
     DiagnosticArray: DIAGNOSTICS,
     DetectionArray: DETECTIONS,
+    PersonArray: PEOPLE,
+    MemoryEvent: EVENTS,
     Empty: (),
 }
 

@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.action import ActionClient
 from safety_invariant import Command, StreamLimits, check_command_stream
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 from std_msgs.msg import Empty, Header, String
@@ -33,9 +34,12 @@ from humanoid_bringup.governor_node import DEFAULTS
 from humanoid_common.assets import asset_path
 from humanoid_common.config import config_dir
 from humanoid_common.images import camera_info, numpy_to_compressed, numpy_to_image, pinhole_matrix
-from humanoid_stack.msg import Detection, DetectionArray, PersonArray
+from humanoid_stack.action import ExecuteInstruction
+from humanoid_stack.msg import Detection, DetectionArray, MemoryEvent, Person, PersonArray
 from humanoid_stack.srv import ConfirmIdentity, Enroll, Forget, ListPeople
 from memory_node.crypto import new_key_text
+from planner_node.context import refused_character
+from planner_node.plan_schema import DEFAULT_LIMITS
 from tabletop_sim.instructions import OBJECT_NAMES, TEMPLATES, instruction_for
 from tabletop_sim.render import Camera as SimCamera
 from tabletop_sim.render import render
@@ -571,4 +575,87 @@ VLA = Target(
     ),
     services=(ServiceSpec("/vla/enable", SetBool, functools.partial(hostile_request, SetBool)),),
     observer=lambda session: VlaObserver(session, VLA_ARM),
+)
+
+
+# --------------------------------------------------------------------------------- planner_node
+
+#: The small model, one thread: it plans for every request that gets through while the rest is fuzzed.
+PLANNER_ARGS = ["-m", "planner_node.node", "--ros-args",
+                "-p", "model:=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "-p", "threads:=1"]  # fmt: skip
+PLANNER_NAMES = ("Alice", "Bob")
+
+
+def valid_people(rng: random.Random) -> PersonArray:
+    name = rng.choice(PLANNER_NAMES)
+    return PersonArray(people=[Person(display_name=name, person_id=name.lower(), band=Person.BAND_KNOWN)])
+
+
+def valid_event(rng: random.Random) -> MemoryEvent:
+    name = rng.choice(PLANNER_NAMES)
+    kind = rng.choice((MemoryEvent.WELCOME_BACK, MemoryEvent.LEFT, MemoryEvent.NEW_PERSON))
+    return MemoryEvent(type=kind, person_id=name.lower(), display_name=name)
+
+
+def valid_objects(rng: random.Random) -> DetectionArray:
+    return DetectionArray(detections=[Detection(class_name=rng.choice(OBJECT_NAMES), score=0.9)])
+
+
+def valid_task_status(rng: random.Random) -> String:
+    task = rng.choice(("", valid_instruction(rng).data))
+    return String(data=json.dumps({"instruction": task, "success": rng.random() < 0.5}))
+
+
+def valid_request(rng: random.Random) -> String:
+    return String(data=rng.choice(("say hello", "greet Alice", f"touch the {rng.choice(OBJECT_NAMES)}")))
+
+
+class PlannerObserver:
+    """A request gets a plan after the fuzzing (asked again when a late fuzzed request preempts it),
+    and everything the robot said meanwhile is speakable: at most max_text_chars, no control, format
+    or bidi characters, whatever the requests and names held."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.said: list[str] = []
+        qos = session.qos.profile("/speech/say")
+        session.node.create_subscription(String, "/speech/say", lambda msg: self.said.append(msg.data), qos)
+        self.client = ActionClient(session.node, ExecuteInstruction, "/planner/execute")
+
+    def output(self) -> str:
+        assert self.client.wait_for_server(timeout_sec=OUTPUT_TIMEOUT_S), "no /planner/execute server"
+        deadline = time.monotonic() + 4 * OUTPUT_TIMEOUT_S  # the 0.5B model on a loaded 2-core machine
+        while True:
+            sent = self.client.send_goal_async(ExecuteInstruction.Goal(instruction="say hello"))
+            wait_for(sent.done, OUTPUT_TIMEOUT_S, "the planner's goal response")
+            handle = sent.result()
+            assert handle.accepted, "the planner refused a goal"
+            result = handle.get_result_async()
+            wait_for(result.done, max(1.0, deadline - time.monotonic()), "a plan for 'say hello'")
+            answer = result.result().result
+            if answer.outcome != "preempted":
+                assert answer.plan, f"no plan for 'say hello': {answer.outcome}, {answer.reason}"
+                return f"'say hello' planned: {answer.plan}; {len(self.said)} things said"
+
+    def violations(self) -> list[str]:
+        return [
+            f"said {text[:80]!r}"
+            for text in list(self.said)
+            if len(text) > DEFAULT_LIMITS.max_text_chars or refused_character(text) is not None
+        ]
+
+
+PLANNER = Target(
+    name="planner_node",
+    node="planner_node",
+    command=lambda tmp: (PLANNER_ARGS, {}),
+    topics=(
+        TopicSpec("/memory/people", PersonArray, valid_people),
+        TopicSpec("/memory/events", MemoryEvent, valid_event),
+        TopicSpec("/perception/detections", DetectionArray, valid_objects),
+        TopicSpec("/sim/status", String, valid_task_status),
+        TopicSpec("/vla/instruction", String, valid_instruction),
+        TopicSpec("/planner/instruction", String, valid_request),
+    ),
+    observer=PlannerObserver,
 )

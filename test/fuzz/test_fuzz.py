@@ -12,11 +12,20 @@ import pytest
 
 from fuzz.report import RESULTS
 from fuzz.runner import run
-from fuzz.targets import GOVERNOR, MEMORY, PEOPLE_SCENE, PERCEPTION, PERCEPTION_COMPRESSED, SIM, VLA
+from fuzz.targets import (
+    GOVERNOR,
+    MEMORY,
+    PEOPLE_SCENE,
+    PERCEPTION,
+    PERCEPTION_COMPRESSED,
+    PLANNER,
+    SIM,
+    VLA,
+)
 
 pytestmark = pytest.mark.integration
 MESSAGES = int(os.environ.get("FUZZ_MESSAGES", "200"))
-TARGETS = [PERCEPTION, PERCEPTION_COMPRESSED, SIM, GOVERNOR, PEOPLE_SCENE, MEMORY, VLA]
+TARGETS = [PERCEPTION, PERCEPTION_COMPRESSED, SIM, GOVERNOR, PEOPLE_SCENE, MEMORY, VLA, PLANNER]
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=lambda target: target.name.replace(" ", ""))
