@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,12 @@ from humanoid_common.config import apply_fastdds_profile
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Started as a background job of a script (`make test &`), the run inherits SIGINT ignored, and so
+    # would every node and child it starts: a SIGINT before a node installs its own handler would be
+    # lost, and a child that never installs one would ignore it. Python's default handler is restored
+    # (children get the default disposition).
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     # Set before anything creates a DDS participant; subprocesses inherit it. A random domain
     # keeps concurrent runs (and a robot on the same network) apart; discovery stays on this host.
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 101)))

@@ -119,11 +119,13 @@ def test_supervisor_respawns_a_killed_child_and_prefixes_output():
         second = wait_for(lambda: (p := sup.pid("sleeper")) and p != first and p, 10, "the respawn")
         assert second != first
         assert sup.children["sleeper"].starts == 2
+        wait_for(lambda: out.getvalue().count("[sleeper] up") == 2, 20, "the respawned child's first line")
     finally:
         stop.set()
-        runner.join(20)
-    assert sup.pid("sleeper") is None  # stopped
+        runner.join(30)  # the supervisor's SIGKILL comes 20 s after its SIGINT
     text = out.getvalue()
+    assert "still running" not in text, text  # stopped by the SIGINT
+    assert sup.pid("sleeper") is None  # stopped
     assert "[sleeper] up" in text
     assert "killed by SIGKILL" in text
     assert "respawning in 0.1 s" in text

@@ -224,14 +224,21 @@ def test_hostile_messages_are_dropped_and_the_planner_goes_on(ros, planner, scen
         '{"instruction": "", "success": "yes"}',
         json.dumps({"instruction": "", "success": False, "objects": [1, 2]}),
     ]
-    for text in hostile:
-        bad_status.publish(String(data=text))
-    scene.request_pub.publish(String(data=""))
-    scene.request_pub.publish(String(data="x" * 100_000))
-    scene.people_pub.publish(PersonArray(people=[Person()] * 5000))
+    attacks = [(bad_status, String(data=text)) for text in hostile]
+    attacks += [(scene.request_pub, String(data="")), (scene.request_pub, String(data="x" * 100_000))]
+    attacks += [(scene.people_pub, PersonArray(people=[Person()] * 5000))]
+    attacks += [(scene.events_pub, MemoryEvent(type=99, display_name="Alice"))]
+
+    def dropped() -> int:
+        return sum(s.health.dropped for s in node._subs)
+
+    for index, (publisher, message) in enumerate(attacks):  # one at a time: none lost in a full queue
+        before = dropped()
+        publisher.publish(message)
+        wait_for(lambda before=before: dropped() > before, 20, f"hostile message {index} dropped")
     forged = "Mallory\u202e"  # a bidi override in a name: never shown, never named
     scene.people_pub.publish(PersonArray(people=[Person(display_name=forged, band=Person.BAND_KNOWN)]))
-    wait_for(lambda: sum(s.health.dropped for s in node._subs) >= 8, 20, "the hostile messages dropped")
+    time.sleep(0.5)
     assert forged not in node.world.context(time.monotonic()).names
     scene.events_pub.publish(MemoryEvent(type=MemoryEvent.FORGOTTEN, display_name="Alice"))
     _, _, future = send(ros, "say hi")
