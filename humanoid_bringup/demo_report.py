@@ -151,6 +151,8 @@ def render_report(stats: DemoStats, script: SceneScript, latencies: dict[str, st
         "",
         "## The planner: what people asked, what the robot said and did",
         "",
+        "t: when asked, from the scene's start (negative: before it; the scene waits for the first plan).",
+        "",
         "| t (s) | request | checked plan | the robot said | outcome | took (s) |",
         "|---|---|---|---|---|---|",
         *(

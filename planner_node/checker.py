@@ -1,15 +1,16 @@
 """The deterministic plan checker: parse, validate and ground a plan before anything runs (no rclpy).
 
 The grammar already constrains what a model writes, but the checker trusts nothing: a backend without
-grammar, a truncated answer or a hostile one all come through here. It refuses, saying exactly why:
-text that is not one JSON object (duplicate keys, NaN and Infinity included), keys other than
-`steps` / `tool` / `args`, fewer than one or more than `max_steps` steps, an unknown tool, missing or
-extra arguments, values of the wrong type, texts that are empty, too long or hold control or format
+grammar, a truncated answer or a hostile one all come through here. It refuses, saying exactly why: text
+that is not one JSON object (duplicate keys, NaN and Infinity included), keys other than `steps` /
+`tool` / `args`, fewer than one or more than `max_steps` steps, an unknown tool, missing or extra
+arguments, values of the wrong type, texts that are empty, too long or hold control or format
 characters, timeouts that are not whole seconds within bounds, a person the context does not name (no
 consent means no name, so an unconsented person is as unknown as a stranger), greeting someone not in
-view who was not waited for first, an object not seen, and a `vla` instruction that does not name its
-object or also names another one. `check_step` is the same test for one step against the context of
-the moment: the executor calls it before every step.
+view who was not waited for first, an object not seen, and a `vla` instruction that does not begin with
+one of the arm's skills, does not name its object or also names another one (an accepted one is
+rewritten as "<skill> the <object>", the words the VLA policy was trained on). `check_step` is the same
+test for one step against the context of the moment: the executor calls it before every step.
 """
 
 from __future__ import annotations
@@ -136,8 +137,7 @@ def _argument(arg: str, value: Any, limits: PlanLimits) -> Any:
         return _text(value, "the text", limits.max_text_chars)
     if arg == "instruction":
         instruction = _text(value, "the arm's instruction", limits.max_instruction_chars)
-        words = _words(instruction)
-        if not any(re.match(rf"{re.escape(_words(skill))}(?!\S)", words) for skill in limits.arm_skills):
+        if _skill(_words(instruction), limits) is None:
             raise _RefusedError(f"My arm can only {spoken_list(limits.arm_skills)} something.")
         return instruction
     if arg == "timeout_s":
@@ -145,6 +145,12 @@ def _argument(arg: str, value: Any, limits: PlanLimits) -> Any:
     if not isinstance(value, str):  # person, object: checked against the context by _ground
         raise _RefusedError(f"{arg} must be text")
     return value
+
+
+def _skill(words: str, limits: PlanLimits) -> str | None:
+    """The longest of the arm's skills that `words` begin with, or None."""
+    found = [s for s in limits.arm_skills if re.match(rf"{re.escape(_words(s))}(?!\S)", words)]
+    return max(found, key=len, default=None)
 
 
 def _words(text: str) -> str:
@@ -168,8 +174,10 @@ def _refers_to(words: str, label: str) -> bool:
     return found
 
 
-def _ground(step: Step, context: Context, expected: Collection[str]) -> None:
-    """Refuses a step that names what `context` does not hold."""
+def _ground(step: Step, context: Context, expected: Collection[str], limits: PlanLimits) -> Step:
+    """The step, if it names only what `context` holds; a `vla` instruction is written as the policy
+    was trained ("<skill> the <object>", the object as the context writes it: "touch the phone" →
+    "touch the cell phone")."""
     person = step.args.get("person")
     if person is not None:
         if not context.knows(person):
@@ -177,16 +185,20 @@ def _ground(step: Step, context: Context, expected: Collection[str]) -> None:
         if step.tool == "greet" and not context.sees(person) and person not in expected:
             raise _RefusedError(f"{person} is not in view.")
     target = step.args.get("object")
-    if target is not None:
-        if target not in context.objects:
-            raise _RefusedError(f"I can't see {_shown(target)} here.")
-        words = _words(step.args["instruction"])
-        if not _mentions(words, target):
-            raise _RefusedError(f"the arm's instruction does not name the {target}.")
-        rest = re.sub(rf"(?<!\S){re.escape(_words(target))}(?!\S)", " ", words)
-        others = [name for name in context.objects if name != target and _mentions(rest, name)]
-        if others:
-            raise _RefusedError(f"the arm's instruction names the {others[0]} as well as the {target}.")
+    if target is None:
+        return step
+    if target not in context.objects:
+        raise _RefusedError(f"I can't see {_shown(target)} here.")
+    words = _words(step.args["instruction"])
+    skill = _skill(words, limits) or ""  # _argument checked that there is one
+    about = words[len(_words(skill)) :]
+    if not _refers_to(about, target):
+        raise _RefusedError(f"the arm's instruction does not name the {target}.")
+    rest = re.sub(rf"(?<!\S){re.escape(_words(target))}(?!\S)", " ", about)
+    others = [name for name in context.objects if name != target and _mentions(rest, name)]
+    if others:
+        raise _RefusedError(f"the arm's instruction names the {others[0]} as well as the {target}.")
+    return Step(step.tool, {**step.args, "instruction": f"{skill} the {target}"})
 
 
 def _step(raw: Any, limits: PlanLimits) -> Step:
@@ -205,7 +217,7 @@ def check_step(
     before this step (they may be greeted although not in view yet)."""
     try:
         checked = _step(step.as_dict(), limits)
-        _ground(checked, context, expected)
+        _ground(checked, context, expected, limits)
     except _RefusedError as refused:
         return PlanError(str(refused))
     return None
@@ -234,8 +246,7 @@ def check_plan(
     waited: set[str] = set()
     for index, raw_step in enumerate(steps):
         try:
-            step = _step(raw_step, limits)
-            _ground(step, context, waited)
+            step = _ground(_step(raw_step, limits), context, waited, limits)
         except _RefusedError as refused:
             return PlanError(str(refused), index)
         person = step.args.get("person")

@@ -266,6 +266,7 @@ EXAMPLES: tuple[tuple[Context, str, dict[str, Any]], ...] = (
             ]
         },
     ),
+    (_KITCHEN, "halt!", {"steps": [{"tool": "stop", "args": {}}]}),
     (
         _KITCHEN,
         "tell everyone the train is late",

@@ -696,3 +696,14 @@ def test_what_runs_is_the_checked_plan_or_a_refusal_saying_why():
     assert refused_by == PlanError("I don't know the person you mean.", 0)
     spoken = "I could not make a safe plan for that: I don't know the person you mean."
     assert run.as_dict() == plan(say(spoken))
+
+
+def test_an_accepted_arm_instruction_is_written_as_the_policy_was_trained():
+    context = Context((), ("cell phone", "red cup"))
+    for said, written in [
+        ("touch the phone", "touch the cell phone"),
+        ("Touch the RED cup!", "touch the red cup"),
+        ("put your hand on the phone now", "put your hand on the cell phone"),
+    ]:
+        target = "red cup" if "cup" in said.lower() else "cell phone"
+        assert accepted(plan(vla(target, said)), context).steps[0].args["instruction"] == written

@@ -70,14 +70,13 @@ NODES = [
 ]
 VIDEO_FPS = 10.0
 EPISODE_TIMEOUT_S = 8.0
-#: What people ask the planner, not before t s of the scene: Alice (enrolled, consented) is in view at
-#: 6-18 s and 46-60 s, a stranger at 24-40 s; nobody called Bob is known and there is no elephant. A
-#: plan takes 15-75 s on the two loaded cores, so the first request asks the robot to wait for Alice.
-#: They run beside the arm's random tasks.
-PLANNER_REQUESTS = (
-    (0.0, "When Alice comes, say hello to her, then touch the {object}."),
-    (1.0, "Greet Bob and bring me the purple elephant."),
-)
+#: What people ask the planner: the first before the scene starts (the scene waits until it is planned:
+#: a plan takes 15-80 s on the two loaded cores, longer than Alice stays), the others not before t s of
+#: the scene, one after the other. Alice (enrolled, consented) is in view at 6-18 s and 46-60 s, a
+#: stranger at 24-40 s; nobody called Bob is known and there is no elephant. They run beside the arm's
+#: random tasks.
+FIRST_REQUEST = "When Alice comes, say hello to her, then touch the {object}."
+PLANNER_REQUESTS = ((1.0, "Greet Bob and bring me the purple elephant."),)
 PLANNER_TIMEOUT_S = 180.0
 EVENT_NAMES = {0: "welcome back", 1: "are you ...?", 2: "new person", 3: "left", 4: "forgotten"}
 LATENCIES = {
@@ -260,54 +259,74 @@ def call(
 
 
 class PlannerScript:
-    """Asks the planner PLANNER_REQUESTS on a thread of its own while the arm's random tasks go on;
-    `wants_arm` is set while a plan that has a `vla` step runs, and the task loop starts no new task then
-    (two sources of instructions would take the arm from each other)."""
+    """Asks the planner FIRST_REQUEST (`plan_first`, before the scene) and PLANNER_REQUESTS (on a thread
+    of its own while the arm's random tasks go on); `wants_arm` is set while a plan that has a `vla`
+    step runs, and the task loop starts no new task then (two sources of instructions would take the arm
+    from each other)."""
 
     def __init__(self, action: ActionClient, driver: RosEpisodeDriver, recorder: Recorder, stats: DemoStats):
         self.action, self.driver, self.recorder, self.stats = action, driver, recorder, stats
         self.wants_arm = threading.Event()
+        self.planned = threading.Event()  # the running request's plan is made (it is being carried out)
         self.failure = ""
+        self.first: tuple[float, str, Any] | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def plan_first(self) -> None:
+        """Ask FIRST_REQUEST and wait until it is planned (its steps then wait for Alice)."""
+        self.first = self._send(FIRST_REQUEST)
+        done = self.first[2]
+        _wait_plain(lambda: self.planned.is_set() or done.done(), PLANNER_TIMEOUT_S, "the first plan")
+        print(f"[demo] planned in {time.monotonic() - self.first[0]:.1f} s; the scene starts", flush=True)
 
     def _run(self) -> None:
         try:
+            if self.first is not None:
+                self.stats.planner.append(self._finish(*self.first))
             for at, text in PLANNER_REQUESTS:
                 while self.recorder.now() < at:
                     time.sleep(0.1)
-                self.stats.planner.append(self._ask(text))
+                self.stats.planner.append(self._finish(*self._send(text)))
         except Exception as error:  # reported by the main loop
             self.failure = f"{type(error).__name__}: {error}"
         finally:
             self.wants_arm.clear()
 
     def _feedback(self, message: Any) -> None:
+        if message.feedback.state == "executing":
+            self.planned.set()
         steps = json.loads(message.feedback.plan)["steps"] if message.feedback.plan else []
         if any(step["tool"] == "vla" for step in steps[max(message.feedback.current_step, 0) :]):
             self.wants_arm.set()
         else:
             self.wants_arm.clear()
 
-    def _ask(self, text: str) -> PlannerRecord:
+    def _send(self, text: str) -> tuple[float, str, Any]:
+        """Send a request: (when, monotonic; the request; its result future)."""
         objects = sorted(self.driver.status.get("objects") or {})
         request = text.format(object=objects[0] if objects else "cup")
-        asked = self.recorder.now()
+        asked = time.monotonic()
         self.recorder.scene.asked = request
-        print(f"[demo] {asked:4.0f} s  asking the planner: {request!r}", flush=True)
+        self.planned.clear()
+        print(f"[demo] asking the planner: {request!r}", flush=True)
         sent = self.action.send_goal_async(
             ExecuteInstruction.Goal(instruction=request), feedback_callback=self._feedback
         )
         _wait_plain(sent.done, 30, "the planner taking the request")
         if not sent.result().accepted:
             raise RuntimeError(f"planner_node refused the request {request!r}")
-        done = sent.result().get_result_async()
+        return asked, request, sent.result().get_result_async()
+
+    def _finish(self, asked: float, request: str, done: Any) -> PlannerRecord:
+        """Wait for a request's result; its record (times from the scene's start: negative before it)."""
         _wait_plain(done.done, PLANNER_TIMEOUT_S, "the planner's result")
         self.wants_arm.clear()
         result = done.result().result
         steps = json.loads(result.plan)["steps"] if result.plan else []
         plan = "; ".join(f"{s['tool']}({', '.join(str(v) for v in s['args'].values())})" for s in steps)
-        took = self.recorder.now() - asked
-        record = PlannerRecord(asked, request, plan, tuple(result.said), result.outcome, took)
+        took = time.monotonic() - asked
+        asked_at = self.recorder.now() - took
+        record = PlannerRecord(asked_at, request, plan, tuple(result.said), result.outcome, took)
         print(
             f"[demo] planner: {record.outcome} in {took:.1f} s: {plan}; said {list(record.said)}", flush=True
         )
@@ -385,6 +404,8 @@ def run(args: argparse.Namespace) -> int:
             if not reply.success:
                 raise RuntimeError(f"enrolling {person.name} failed: {reply.message}")
             print(f"[demo] enrolled {person.name} with consent: {reply.message}", flush=True)
+        asking = PlannerScript(planner, driver, recorder, stats)
+        asking.plan_first()
         call(node, Trigger, "/people_scene/start", Trigger.Request(), supervisor)
         t0[0] = time.monotonic()
         recorder.recording = True
@@ -411,7 +432,6 @@ def run(args: argparse.Namespace) -> int:
         filming = threading.Thread(target=record_frames, daemon=True)
         filming.start()
         rng = np.random.default_rng(args.seed)
-        asking = PlannerScript(planner, driver, recorder, stats)
         asking.thread.start()
         while recorder.now() < script.duration_s - EPISODE_TIMEOUT_S:
             if supervisor.failure or asking.failure:
