@@ -433,12 +433,17 @@ def run(args: argparse.Namespace) -> int:
         filming.start()
         rng = np.random.default_rng(args.seed)
         asking.thread.start()
+        armed_for_plan = False
         while recorder.now() < script.duration_s - EPISODE_TIMEOUT_S:
             if supervisor.failure or asking.failure:
                 raise RuntimeError(supervisor.failure or f"asking the planner: {asking.failure}")
             if asking.wants_arm.is_set():  # the planner's plan has a task for the arm: it goes first
+                if not armed_for_plan:  # the operator (this script) enables motion: the planner never does
+                    driver.enable(True)
+                    armed_for_plan = True
                 time.sleep(0.2)
                 continue
+            armed_for_plan = False
             instruction, target = random_instruction(rng)
             stats.episodes.append(driver.episode(instruction, target, EPISODE_TIMEOUT_S))
             events = ", ".join(f"{e.kind} {e.name}".strip() for e in stats.events[-3:]) or "none yet"
