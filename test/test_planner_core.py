@@ -707,3 +707,9 @@ def test_an_accepted_arm_instruction_is_written_as_the_policy_was_trained():
     ]:
         target = "red cup" if "cup" in said.lower() else "cell phone"
         assert accepted(plan(vla(target, said)), context).steps[0].args["instruction"] == written
+
+
+def test_the_arm_skills_are_the_instructions_the_reference_policy_was_trained_on():
+    from tabletop_sim.instructions import TEMPLATES
+
+    assert set(ARM_SKILLS) == {template.removesuffix(" the {}") for template in TEMPLATES}
