@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from planner_node.llm import BackendUnavailable, Completion, GenerationCancelled, ModelConfig
+from planner_node.llm import BackendUnavailable, Generated, GenerationCancelled, ModelConfig, PlanModel
 
 INSTALL_HINT = (
     "install it with `pip install --no-deps tensorrt-edgellm==0.11.0` (requirements/no-deps.txt) on a "
@@ -31,25 +31,21 @@ RUNTIME_HINT = (
 )
 
 
-class EdgeLlmModel:
+class EdgeLlmModel(PlanModel):
     """An Edge-LLM engine built (or found in its cache) for one checkpoint."""
 
     def __init__(self, llm: Any, sampling_params: type, folder: Path, config: ModelConfig) -> None:
-        self.name = f"edge_llm:{folder.name}"
-        self._llm = llm
+        super().__init__(f"edge_llm:{folder.name}", llm)
         self._sampling_params = sampling_params
         self._config = config
 
-    def complete(
+    def _generate(
         self,
-        messages: Sequence[Mapping[str, str]],
+        messages: list[dict[str, str]],
         schema: Mapping[str, Any] | None,
-        *,
-        cancel: threading.Event | None = None,
-        on_token: Callable[[str], None] | None = None,
-    ) -> Completion:
-        if self._llm is None:
-            raise RuntimeError(f"{self.name} is closed")
+        cancel: threading.Event,
+        on_token: Callable[[str], None],
+    ) -> Generated:
         params = self._sampling_params(
             temperature=0.0,
             top_k=1,
@@ -58,37 +54,27 @@ class EdgeLlmModel:
             max_tokens=self._config.max_tokens,
             guided_decoding=("json_schema", json.dumps(schema, sort_keys=True)) if schema else None,
         )
-        start = time.perf_counter()
         first = None
         pieces: list[str] = []
         prompt_tokens = completion_tokens = 0
-        stream = self._llm.generate_stream([dict(m) for m in messages], params)
+        stream = self._runtime.generate_stream(messages, params)
         try:
             for delta in stream:
-                if cancel is not None and cancel.is_set():
+                if cancel.is_set():
                     raise GenerationCancelled(f"{self.name}: cancelled after {completion_tokens} tokens")
                 if delta.token_ids and first is None:
                     first = time.perf_counter()
                 completion_tokens += len(delta.token_ids)
                 prompt_tokens = delta.prompt_tokens or prompt_tokens
                 pieces.append(delta.text)
-                if on_token and delta.text:
+                if delta.text:
                     on_token(delta.text)
         finally:
             stream.close()  # cancels the request in the runtime unless it finished
-        end = time.perf_counter()
-        return Completion(
-            text="".join(pieces),
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            first_token_s=(first or end) - start,
-            total_s=end - start,
-        )
+        return Generated("".join(pieces), prompt_tokens, completion_tokens, first)
 
-    def close(self) -> None:
-        if self._llm is not None:
-            self._llm.close()
-            self._llm = None
+    def _release(self, llm: Any) -> None:
+        llm.close()
 
 
 def load(config: ModelConfig, model_path: str) -> EdgeLlmModel:

@@ -14,11 +14,11 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from planner_node.llm import BackendUnavailable, Completion, GenerationCancelled, ModelConfig
+from planner_node.llm import BackendUnavailable, Generated, GenerationCancelled, ModelConfig, PlanModel
 
 #: Prompt tokens evaluated between two looks at `cancel`.
 PREFILL_CHUNK = 128
@@ -29,32 +29,27 @@ CUDA_HINT = (
 )
 
 
-class LlamaCppModel:
+class LlamaCppModel(PlanModel):
     """One GGUF model loaded once; `complete` serves one request at a time."""
 
     def __init__(self, llama: Any, formatter: Any, path: Path, max_tokens: int) -> None:
-        self.name = f"llama_cpp:{path.name}"
-        self._llama = llama
+        super().__init__(f"llama_cpp:{path.name}", llama)
         self._formatter = formatter
         self._max_tokens = max_tokens
 
-    def complete(
+    def _generate(
         self,
-        messages: Sequence[Mapping[str, str]],
+        messages: list[dict[str, str]],
         schema: Mapping[str, Any] | None,
-        *,
-        cancel: threading.Event | None = None,
-        on_token: Callable[[str], None] | None = None,
-    ) -> Completion:
+        cancel: threading.Event,
+        on_token: Callable[[str], None],
+    ) -> Generated:
         from llama_cpp import LlamaGrammar, StoppingCriteriaList
 
-        if self._llama is None:
-            raise RuntimeError(f"{self.name} is closed")
-        cancel = cancel or threading.Event()
-        start = time.perf_counter()
-        prompt = self._formatter(messages=[dict(m) for m in messages])
-        tokens = self._llama.tokenize(prompt.prompt.encode(), add_bos=not prompt.added_special, special=True)
-        if len(tokens) >= self._llama.n_ctx():
+        llama = self._runtime
+        prompt = self._formatter(messages=messages)
+        tokens = llama.tokenize(prompt.prompt.encode(), add_bos=not prompt.added_special, special=True)
+        if len(tokens) >= llama.n_ctx():
             raise ValueError(f"{self.name}: a prompt of {len(tokens)} tokens does not fit context_tokens")
         self._prefill(tokens[:-1], cancel)  # generate() evaluates the last token and samples
         grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False) if schema else None
@@ -64,7 +59,7 @@ class LlamaCppModel:
             sampled.append(time.perf_counter())
             return cancel.is_set()
 
-        stream = self._llama.create_completion(
+        stream = llama.create_completion(
             tokens,
             max_tokens=self._max_tokens,
             temperature=0.0,
@@ -77,22 +72,15 @@ class LlamaCppModel:
         for chunk in stream:
             piece = chunk["choices"][0]["text"]
             pieces.append(piece)
-            if on_token and piece:
+            if piece:
                 on_token(piece)
         if cancel.is_set():
             raise GenerationCancelled(f"{self.name}: cancelled after {len(sampled)} tokens")
-        end = time.perf_counter()
-        return Completion(
-            text="".join(pieces),
-            prompt_tokens=len(tokens),
-            completion_tokens=len(sampled),
-            first_token_s=(sampled[0] if sampled else end) - start,
-            total_s=end - start,
-        )
+        return Generated("".join(pieces), len(tokens), len(sampled), sampled[0] if sampled else None)
 
     def _prefill(self, tokens: list[int], cancel: threading.Event) -> None:
         """Evaluate `tokens` after the longest prefix already in the KV cache, a chunk at a time."""
-        llama = self._llama
+        llama = self._runtime
         cached = llama.longest_token_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
         llama.n_tokens = cached  # eval() drops the cache beyond this point
         for begin in range(cached, len(tokens), PREFILL_CHUNK):
@@ -100,10 +88,8 @@ class LlamaCppModel:
                 raise GenerationCancelled(f"{self.name}: cancelled while reading the prompt")
             llama.eval(tokens[begin : begin + PREFILL_CHUNK])
 
-    def close(self) -> None:
-        if self._llama is not None:
-            self._llama.close()
-            self._llama = None
+    def _release(self, llama: Any) -> None:
+        llama.close()
 
 
 def load(config: ModelConfig, model_path: str) -> LlamaCppModel:

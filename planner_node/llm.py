@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import importlib
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 #: backend name → module that defines `load(config) -> PlanModel`.
 BACKENDS: dict[str, str] = {
@@ -73,11 +74,24 @@ class Completion:
         return (self.completion_tokens - 1) / decode_s if self.completion_tokens > 1 and decode_s > 0 else 0.0
 
 
-class PlanModel(Protocol):
-    """A loaded model. `complete` blocks (call it off the ROS executor thread) and is not re-entrant:
-    one request at a time per model."""
+@dataclass(frozen=True)
+class Generated:
+    """What a backend's `_generate` returns; `first_token_at` is a `time.perf_counter()` reading."""
 
-    name: str
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    first_token_at: float | None
+
+
+class PlanModel:
+    """A loaded model. `complete` blocks (call it off the ROS executor thread) and is not re-entrant:
+    one request at a time per model. A backend subclasses this and writes `_generate` and `_release`;
+    the closed check, the timing and the idempotent close are here."""
+
+    def __init__(self, name: str, runtime: Any) -> None:
+        self.name = name
+        self._runtime = runtime
 
     def complete(
         self,
@@ -89,9 +103,42 @@ class PlanModel(Protocol):
     ) -> Completion:
         """The answer to `messages`, decoded under `schema`'s grammar when one is given. Raises
         GenerationCancelled soon after `cancel` is set; `on_token` sees each piece of text as it comes."""
+        if self._runtime is None:
+            raise RuntimeError(f"{self.name} is closed")
+        start = time.perf_counter()
+        out = self._generate(
+            [dict(m) for m in messages], schema, cancel or threading.Event(), on_token or _ignore
+        )
+        end = time.perf_counter()
+        return Completion(
+            text=out.text,
+            prompt_tokens=out.prompt_tokens,
+            completion_tokens=out.completion_tokens,
+            first_token_s=(out.first_token_at or end) - start,
+            total_s=end - start,
+        )
 
     def close(self) -> None:
         """Free the model's memory (idempotent)."""
+        if self._runtime is not None:
+            runtime, self._runtime = self._runtime, None
+            self._release(runtime)
+
+    def _generate(
+        self,
+        messages: list[dict[str, str]],
+        schema: Mapping[str, Any] | None,
+        cancel: threading.Event,
+        on_token: Callable[[str], None],
+    ) -> Generated:
+        raise NotImplementedError
+
+    def _release(self, runtime: Any) -> None:
+        raise NotImplementedError
+
+
+def _ignore(_piece: str) -> None:
+    """The default `on_token`."""
 
 
 def load_model(config: ModelConfig, model_path: str) -> PlanModel:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from planner_node.llm import BackendUnavailable, Completion, GenerationCancelled, ModelConfig
+from planner_node.llm import BackendUnavailable, Generated, GenerationCancelled, ModelConfig, PlanModel
 
 INSTALL_HINT = (
     "TensorRT-LLM is not installed; it needs an NVIDIA GPU with CUDA and installs from NVIDIA's index "
@@ -24,30 +24,24 @@ INSTALL_HINT = (
 )
 
 
-class TensorRtLlmModel:
+class TensorRtLlmModel(PlanModel):
     """A TensorRT-LLM `LLM` serving one model."""
 
     def __init__(self, llm: Any, params: type, guide: type, folder: Path, config: ModelConfig) -> None:
-        self.name = f"tensorrt_llm:{folder.name}"
-        self._llm = llm
+        super().__init__(f"tensorrt_llm:{folder.name}", llm)
         self._sampling_params = params
         self._guided_decoding_params = guide
         self._config = config
 
-    def complete(
+    def _generate(
         self,
-        messages: Sequence[Mapping[str, str]],
+        messages: list[dict[str, str]],
         schema: Mapping[str, Any] | None,
-        *,
-        cancel: threading.Event | None = None,
-        on_token: Callable[[str], None] | None = None,
-    ) -> Completion:
-        if self._llm is None:
-            raise RuntimeError(f"{self.name} is closed")
-        start = time.perf_counter()
-        prompt = self._llm.tokenizer.apply_chat_template(
-            [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
-        )
+        cancel: threading.Event,
+        on_token: Callable[[str], None],
+    ) -> Generated:
+        llm = self._runtime
+        prompt = llm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         params = self._sampling_params(
             max_tokens=self._config.max_tokens,
             temperature=0.0,
@@ -55,10 +49,10 @@ class TensorRtLlmModel:
             seed=self._config.seed,
             guided_decoding=self._guided_decoding_params(json=dict(schema)) if schema else None,
         )
-        result = self._llm.generate_async(prompt, params, streaming=True)
+        result = llm.generate_async(prompt, params, streaming=True)
         first = None
         for step in result:
-            if cancel is not None and cancel.is_set():
+            if cancel.is_set():
                 result.abort()
                 raise GenerationCancelled(
                     f"{self.name}: cancelled after {len(step.outputs[0].token_ids)} tokens"
@@ -66,22 +60,13 @@ class TensorRtLlmModel:
             output = step.outputs[0]
             if output.token_ids and first is None:
                 first = time.perf_counter()
-            if on_token and output.text_diff:
+            if output.text_diff:
                 on_token(output.text_diff)
-        end = time.perf_counter()
         output = result.outputs[0]
-        return Completion(
-            text=output.text,
-            prompt_tokens=len(result.prompt_token_ids),
-            completion_tokens=len(output.token_ids),
-            first_token_s=(first or end) - start,
-            total_s=end - start,
-        )
+        return Generated(output.text, len(result.prompt_token_ids), len(output.token_ids), first)
 
-    def close(self) -> None:
-        if self._llm is not None:
-            self._llm.shutdown()
-            self._llm = None
+    def _release(self, llm: Any) -> None:
+        llm.shutdown()
 
 
 def load(config: ModelConfig, model_path: str) -> TensorRtLlmModel:
