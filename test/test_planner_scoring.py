@@ -9,7 +9,7 @@ import pytest
 
 from planner_node.checker import check_plan
 from planner_node.context import Context, Person
-from planner_node.plan_schema import ARM_SKILLS, Plan
+from planner_node.plan_schema import ARM_SKILLS, EXAMPLES, Plan
 from planner_node.scoring import Expectation, ExpectedStep, Item, load_items, score_plan, ungrounded_names
 
 INSTRUCTIONS = Path(__file__).resolve().parents[1] / "bench" / "planner_instructions.yaml"
@@ -170,6 +170,10 @@ def test_heldout_items_use_other_names_and_objects_than_tune_items():
     assert not vocabulary("tune") & vocabulary("heldout")
     requests = {i.request.casefold() for i in items if i.split == "tune"}
     assert not any(i.request.casefold() in requests for i in items if i.split == "heldout")
+    examples = set()
+    for context, _request, _plan in EXAMPLES:
+        examples |= set(context.names) | set(context.objects)
+    assert not examples & (vocabulary("tune") | vocabulary("heldout"))  # the prompt gives nothing away
 
 
 def test_malformed_items_are_refused_with_the_item_named(tmp_path):
