@@ -10,7 +10,8 @@ expected plan; scored by planner_node/scoring.py) through each model and backend
   tool, so only the prompt keeps the plan to the context.
 
 Two accuracies: of the raw model plan, and of the plan the node runs (the checker's plan, or the
-refusal it puts in place of a plan it refuses; plan_to_run, as in the node). Per model, backend,
+refusal it puts in place of a plan it refuses, plan_to_run; a request that only says stop is one
+`stop` step without the model, as in the node). Per model, backend,
 grounding and split: both accuracies, ungrounded names (person or object
 arguments the context does not hold), say texts that speak an unconsented person's name, checker
 refusals, time to first token p50, generation tokens/s (median), plan latency p50 / p99 (the model's
@@ -53,6 +54,7 @@ from planner_node.checker import plan_to_run  # noqa: E402
 from planner_node.llm import BACKENDS, BackendUnavailable, ModelConfig, load_model  # noqa: E402
 from planner_node.plan_schema import plan_schema, prompt_messages  # noqa: E402
 from planner_node.scoring import SPLITS, Item, load_items, score_plan  # noqa: E402
+from planner_node.stop_request import STOP_PLAN, is_stop_request  # noqa: E402
 
 DEFAULT_JSON = REPO / "out" / "bench" / "planner.json"
 DEFAULT_INSTRUCTIONS = REPO / "bench" / "planner_instructions.yaml"
@@ -145,7 +147,10 @@ def answer(model: Any, item: Item, grounding: str) -> Answer:
     schema = plan_schema(item.context, grounded=grounding == "grounded")
     completion = model.complete(prompt_messages(item.context, item.request), schema)
     score = score_plan(completion.text, item)
-    run, refused = plan_to_run(completion.text, item.context, item.request)
+    if is_stop_request(item.request):  # the node does not ask the model (the raw answer is still scored)
+        run, refused = STOP_PLAN, None
+    else:
+        run, refused = plan_to_run(completion.text, item.context, item.request)
     run_score = score_plan(run.as_dict(), item)
     return Answer(
         id=item.id,

@@ -15,6 +15,7 @@ test for one step against the context of the moment: the executor calls it befor
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -25,6 +26,7 @@ from typing import Any
 
 from planner_node.context import Context, clean_label, refused_character
 from planner_node.plan_schema import DEFAULT_LIMITS, TOOLS_BY_NAME, Plan, PlanLimits, Step, spoken_list
+from planner_node.stop_request import says_stop
 
 #: Longest raw answer parsed (a plan of max_steps steps is far shorter).
 MAX_RAW_CHARS = 16_000
@@ -41,13 +43,22 @@ class PlanError:
 
     reason: str
     step: int | None = None  # index of the refused step; None when the plan as a whole is refused
+    spoken: bool = False  # the reason is a sentence for the people here, not only for the log
 
     def __str__(self) -> str:
         return self.reason if self.step is None else f"step {self.step + 1}: {self.reason}"
 
 
 class _RefusedError(Exception):
-    """Raised inside the checker; becomes a PlanError at its public functions."""
+    """Raised inside the checker; becomes a PlanError at its public functions. `spoken`: the reason is
+    about the request (who or what is not here, what the arm cannot do), not about the model's text."""
+
+    def __init__(self, reason: str, *, spoken: bool = False) -> None:
+        super().__init__(reason)
+        self.spoken = spoken
+
+    def error(self, step: int | None = None) -> PlanError:
+        return PlanError(str(self), step, self.spoken)
 
 
 def _shown(value: Any) -> str:
@@ -138,7 +149,7 @@ def _argument(arg: str, value: Any, limits: PlanLimits) -> Any:
     if arg == "instruction":
         instruction = _text(value, "the arm's instruction", limits.max_instruction_chars)
         if _skill(_words(instruction), limits) is None:
-            raise _RefusedError(f"My arm can only {spoken_list(limits.arm_skills)} something.")
+            raise _RefusedError(f"My arm can only {spoken_list(limits.arm_skills)} something.", spoken=True)
         return instruction
     if arg == "timeout_s":
         return _timeout(value, limits)
@@ -181,14 +192,14 @@ def _ground(step: Step, context: Context, expected: Collection[str], limits: Pla
     person = step.args.get("person")
     if person is not None:
         if not context.knows(person):
-            raise _RefusedError(f"I don't know anyone called {_shown(person)}.")
+            raise _RefusedError(f"I don't know anyone called {_shown(person)}.", spoken=True)
         if step.tool == "greet" and not context.sees(person) and person not in expected:
-            raise _RefusedError(f"{person} is not in view.")
+            raise _RefusedError(f"{person} is not in view.", spoken=True)
     target = step.args.get("object")
     if target is None:
         return step
     if target not in context.objects:
-        raise _RefusedError(f"I can't see {_shown(target)} here.")
+        raise _RefusedError(f"I can't see {_shown(target)} here.", spoken=True)
     words = _words(step.args["instruction"])
     skill = _skill(words, limits) or ""  # _argument checked that there is one
     about = words[len(_words(skill)) :]
@@ -219,7 +230,7 @@ def check_step(
         checked = _step(step.as_dict(), limits)
         _ground(checked, context, expected, limits)
     except _RefusedError as refused:
-        return PlanError(str(refused))
+        return refused.error()
     return None
 
 
@@ -238,7 +249,7 @@ def check_plan(
     try:
         steps = _keys(_load(raw), ("steps",), "the plan")["steps"]
     except _RefusedError as refused:
-        return PlanError(str(refused))
+        return refused.error()
     if not isinstance(steps, list) or not 1 <= len(steps) <= limits.max_steps:
         count = f"{len(steps)} steps" if isinstance(steps, list) else "no list of steps"
         return PlanError(f"a plan has 1 to {limits.max_steps} steps; this one has {count}")
@@ -248,14 +259,14 @@ def check_plan(
         try:
             step = _ground(_step(raw_step, limits), context, waited, limits)
         except _RefusedError as refused:
-            return PlanError(str(refused), index)
+            return refused.error(index)
         person = step.args.get("person")
         if request is not None and person is not None and not _mentions(_words(request), person):
             # The reason is spoken: it must not say who the model put in (whom the robot knows).
-            return PlanError("I don't know the person you mean.", index)
+            return PlanError("I don't know the person you mean.", index, spoken=True)
         target = step.args.get("object")
         if request is not None and target is not None and not _refers_to(_words(request), target):
-            return PlanError("I can't see the object you mean.", index)
+            return PlanError("I can't see the object you mean.", index, spoken=True)
         if step.tool == "wait_for":
             waited.add(step.args["person"])
         checked.append(step)
@@ -263,14 +274,42 @@ def check_plan(
 
 
 def plan_to_run(
-    raw: str | Mapping[str, Any], context: Context, request: str
+    raw: str | Mapping[str, Any], context: Context, request: str, limits: PlanLimits = DEFAULT_LIMITS
 ) -> tuple[Plan, PlanError | None]:
-    """What the robot does with a model's answer: the checked plan, or a refusal that says why it was
-    refused (and that reason)."""
-    checked = check_plan(raw, context, request=request)
+    """What the robot does with a model's answer: the checked plan, or a spoken refusal and the reason
+    it was refused. When the request says stop, a refusal keeps the plan's leading `stop` steps that
+    passed ("stop, then <something that cannot be done>" still stops the arm). An accepted plan that
+    gives the busy arm a new task stops the running one first, unless it already does."""
+    checked = check_plan(raw, context, limits, request=request)
     if isinstance(checked, PlanError):
-        return refusal(f"I could not make a safe plan for that: {checked.reason}"), checked
-    return checked, None
+        said = checked.reason if checked.spoken else "Sorry, I could not make a safe plan for that."
+        stops = _leading_stops(raw, checked, context, limits, request) if says_stop(request) else ()
+        return Plan(stops + refusal(said, limits).steps), checked
+    return _one_arm_task_at_a_time(checked, context, limits), None
+
+
+def _leading_stops(
+    raw: str | Mapping[str, Any], error: PlanError, context: Context, limits: PlanLimits, request: str
+) -> tuple[Step, ...]:
+    """The `stop` steps that begin the part of `raw` before the step `error` refused."""
+    if not error.step:  # None (the plan as a whole) or the first step
+        return ()
+    before = check_plan({"steps": _load(raw)["steps"][: error.step]}, context, limits, request=request)
+    if not isinstance(before, Plan):
+        return ()
+    return tuple(itertools.takewhile(lambda step: step.tool == "stop", before.steps))
+
+
+def _one_arm_task_at_a_time(plan: Plan, context: Context, limits: PlanLimits) -> Plan:
+    """`plan` with a `stop` before its first `vla` step when the arm is busy and nothing stops it first
+    (and the plan has room for one more step)."""
+    tools = [step.tool for step in plan.steps]
+    if context.arm_task is None or "vla" not in tools or len(tools) >= limits.max_steps:
+        return plan
+    first = tools.index("vla")
+    if "stop" in tools[:first]:
+        return plan
+    return Plan((*plan.steps[:first], Step("stop", {}), *plan.steps[first:]))
 
 
 def refusal(error: PlanError | str, limits: PlanLimits = DEFAULT_LIMITS) -> Plan:

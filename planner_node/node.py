@@ -8,7 +8,8 @@ status topic and /vla/instruction), the on-device model's plan under the grammar
 (plan_schema.py, llm.py), the deterministic check (checker.py), then the steps (executor.py): speech
 on /speech/say, tasks on /vla/instruction. The planner never enables motion: the VLA node's safety
 layer decides what moves. One request at a time: a new one preempts the running one (`preempt`), or
-is refused while one runs.
+is refused while one runs. A request that only says stop (stop_request.py) is never refused: it stops
+the arm at once, without the model.
 
 The action's goal is ACCEPTED while it is planned and carried out and EXECUTING only as its result
 is set: rclpy runs an action's execute callback on the executor's thread, and this node's single
@@ -44,6 +45,7 @@ from planner_node.context import Context
 from planner_node.executor import ExecutorConfig, Outcome, PlanExecutor, PlanResult, VlaStatus
 from planner_node.llm import GenerationCancelled, ModelConfig, PlanModel, load_model
 from planner_node.plan_schema import DEFAULT_LIMITS, Plan, plan_schema, prompt_messages
+from planner_node.stop_request import STOP_PLAN, is_stop_request
 from planner_node.world_view import WorldView, WorldViewConfig
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
@@ -310,14 +312,14 @@ class PlannerNode(ManagedNode):
         request = bounded_text(msg.data, "instruction", MAX_REQUEST_MESSAGE_CHARS)
         if not request.strip():
             raise InvalidMessageError("empty instruction")
-        if not self._param("preempt") and self._busy():
+        if not self._param("preempt") and self._busy() and not is_stop_request(request):
             self.get_logger().warning(f"busy with a request: {request[:80]!r} dropped (preempt is false)")
             return
         self._start(_Job(request))
 
     # -- the action ---------------------------------------------------------------------------------
     def _on_goal(self, goal_request: Any) -> GoalResponse:
-        if not self._param("preempt") and self._busy():
+        if not self._param("preempt") and self._busy() and not is_stop_request(goal_request.instruction):
             self.get_logger().info("goal refused: busy with another request (preempt is false)")
             return GoalResponse.REJECT
         return GoalResponse.ACCEPT
@@ -365,7 +367,8 @@ class PlannerNode(ManagedNode):
 
     def _start(self, job: _Job) -> None:
         """Queue `job` as the next request; it preempts the running one and replaces one still waiting,
-        so a flood of requests costs no more than the last of them."""
+        so a flood of requests costs no more than the last of them. A stop request stops the arm here and
+        now, before the running request has let go of the model."""
         with self._job_lock:
             replaced, self._pending = self._pending, job
             if self._job is not None:
@@ -376,6 +379,9 @@ class PlannerNode(ManagedNode):
                 )
                 self._worker.start()
             self._wake.notify()
+        if is_stop_request(job.request):  # after the running request was cancelled, so it ends quietly
+            self.get_logger().info(f"stop request {job.request[:80]!r}: the arm is stopped now")
+            _RosRobot(self).stop()
         if replaced is not None:
             replaced.outcome = "preempted"
             replaced.result = PlanResult(Outcome.CANCELLED, 0, (), "preempted before it was planned")
@@ -459,14 +465,10 @@ class PlannerNode(ManagedNode):
         self._feedback(job, "planning", -1, "")
         if job.cancel.is_set():
             return self._cancelled(job, "cancelled before planning")
-        self._ask_known_people().wait(LIST_PEOPLE_WAIT_S)
-        context = self.world.context(time.monotonic())
-        try:
-            messages = prompt_messages(context, job.request)
-        except ValueError as error:
-            job.plan = refusal(str(error))
+        if is_stop_request(job.request):
+            job.plan = STOP_PLAN  # no model: _start has stopped the arm, the plan reports it
         else:
-            job.plan = self._plan(job, context, messages, robot)
+            job.plan = self._plan_with_context(job, robot)
         if job.plan is None:
             return self._cancelled(job, "cancelled while planning")
         job.executor = PlanExecutor(
@@ -484,6 +486,16 @@ class PlannerNode(ManagedNode):
     def _cancelled(job: _Job, reason: str) -> None:
         job.outcome = job.outcome or "cancelled"
         job.result = PlanResult(Outcome.CANCELLED, 0, (), reason)
+
+    def _plan_with_context(self, job: _Job, robot: _RosRobot) -> Plan | None:
+        """The plan for `job` in the context of the moment (known people asked for first)."""
+        self._ask_known_people().wait(LIST_PEOPLE_WAIT_S)
+        context = self.world.context(time.monotonic())
+        try:
+            messages = prompt_messages(context, job.request)
+        except ValueError as error:
+            return refusal(str(error))
+        return self._plan(job, context, messages, robot)
 
     def _plan(
         self, job: _Job, context: Context, messages: list[dict[str, str]], robot: _RosRobot

@@ -198,7 +198,7 @@ Rules:
 an object only if it is in objects, written exactly as the context writes it. Unnamed people have no name.
 - Refuse with exactly one say step, and nothing else, when the request names a person or an object \
 the context does not list, or asks for something no tool does (fly, cook, read, charge, ...).
-- greet a person in view to say hello, hi, welcome or wave to them. For someone known but not in view, \
+- greet a person in view to say hello, hi, hey, welcome or wave to them. For someone known but not in view, \
 wait_for them first (timeout_s: the time asked, in seconds; 60 when none is given), then greet.
 - vla when the request asks the arm to {skills} an object. Its instruction is that skill and the \
 object as the context writes it, e.g. "point at the yellow box". The arm can do nothing else: refuse \

@@ -30,6 +30,7 @@ from planner_node.plan_schema import (
     plan_schema,
     prompt_messages,
 )
+from planner_node.stop_request import STOP_PLAN, is_stop_request
 
 ALICE = Person("Alice", consented=True, in_view=True)
 BOB = Person("Bob", consented=True, in_view=False)
@@ -693,9 +694,90 @@ def test_what_runs_is_the_checked_plan_or_a_refusal_saying_why():
     good = {"steps": [{"tool": "greet", "args": {"person": "Alice"}}]}
     assert plan_to_run(good, context, "say hi to Alice") == (check_plan(good, context), None)
     run, refused_by = plan_to_run(good, context, "greet Bob")
-    assert refused_by == PlanError("I don't know the person you mean.", 0)
-    spoken = "I could not make a safe plan for that: I don't know the person you mean."
-    assert run.as_dict() == plan(say(spoken))
+    assert refused_by == PlanError("I don't know the person you mean.", 0, spoken=True)
+    assert run.as_dict() == plan(say("I don't know the person you mean."))
+    # a reason about the model's text is for the log; the people here hear that no safe plan was made
+    bad = plan(vla("red cup", "touch the red cup and the blue block"))
+    run, refused_by = plan_to_run(bad, Context((), ("red cup", "blue block")), "touch the red cup")
+    assert refused_by.reason == "the arm's instruction names the blue block as well as the red cup."
+    assert not refused_by.spoken
+    assert run.as_dict() == plan(say("Sorry, I could not make a safe plan for that."))
+
+
+def test_a_refused_plan_still_stops_the_arm_when_it_began_with_stop():
+    busy = Context((Person("Alice", True, True),), ("red cup",), arm_task="touch the red cup")
+    raw = plan(
+        {"tool": "stop", "args": {}}, {"tool": "stop", "args": {}}, vla("red cup", "touch the red cup")
+    )
+    run, refused_by = plan_to_run(raw, busy, "stop and tell me when you have stopped")
+    assert refused_by.step == 2
+    assert [step.tool for step in run.steps] == ["stop", "stop", "say"]
+    for raw, request_text in [
+        (plan(greet("Alice"), {"tool": "stop", "args": {}}, vla("red cup", "grab the red cup")), "hi Alice"),
+        (plan(vla("red cup", "grab the red cup")), "stop and grab the cup"),
+        ("not json", "stop"),
+        (
+            plan({"tool": "stop", "args": {}}, vla("red cup", "grab the red cup")),
+            "grab the cup",
+        ),  # no stop asked
+    ]:
+        run, _ = plan_to_run(raw, busy, request_text)
+        assert [step.tool for step in run.steps] == ["say"], raw  # only stops that begin the plan
+
+
+def test_a_new_arm_task_while_the_arm_is_busy_stops_the_running_one_first():
+    busy = Context((Person("Alice", True, True),), ("red cup", "green ball"), arm_task="touch the red cup")
+    idle = Context((Person("Alice", True, True),), ("red cup", "green ball"))
+    raw = plan(greet("Alice"), vla("green ball", "tap the green ball"))
+    request_text = "say hi to Alice and tap the green ball"
+    assert [s.tool for s in plan_to_run(raw, busy, request_text)[0].steps] == ["greet", "stop", "vla"]
+    assert [s.tool for s in plan_to_run(raw, idle, request_text)[0].steps] == ["greet", "vla"]
+    stopped = plan({"tool": "stop", "args": {}}, vla("green ball", "tap the green ball"))
+    assert plan_to_run(stopped, busy, "stop, then tap the green ball")[0] == check_plan(stopped, busy)
+    full = plan(*[vla("green ball", "tap the green ball")] * DEFAULT_LIMITS.max_steps)
+    assert len(plan_to_run(full, busy, "tap the green ball five times")[0].steps) == DEFAULT_LIMITS.max_steps
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "stop",
+        "stop!",
+        "STOP, STOP NOW",
+        "Halt.",
+        "freeze",
+        "abort!",
+        "cancel that, please",
+        "stop what you're doing right now",
+        "hey robot, stop it",
+        "that's enough",
+        "Ｓｔｏｐ",
+    ],
+)
+def test_a_request_that_only_says_stop_needs_no_model(request_text):
+    assert is_stop_request(request_text)
+    assert STOP_PLAN.as_dict() == plan({"tool": "stop", "args": {}})
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "",
+        "   ",
+        "hold on",
+        "don't stop",
+        "stop and greet Alice",
+        "stop talking",
+        "cancel the meeting",
+        "stop by the kitchen later",
+        "never stop",
+        "please wait",
+        "bus stop",
+        "stop\u202e greet Alice",
+    ],
+)
+def test_a_request_that_asks_for_more_than_stopping_goes_to_the_model(request_text):
+    assert not is_stop_request(request_text)
 
 
 def test_an_accepted_arm_instruction_is_written_as_the_policy_was_trained():

@@ -212,6 +212,23 @@ def test_a_new_request_preempts_the_running_one(ros, planner, scene):
     assert result_of(second).result.plan
 
 
+def test_a_stop_request_is_never_refused_and_stops_the_arm_without_the_model(ros, planner, scene):
+    scene.task_s = None
+    scene.objects = ["red cup"]
+    node = planner(preempt=False)  # other requests are refused while one runs
+    time.sleep(1.0)
+    _, _, first = send(ros, "touch the red cup")
+    wait_for(lambda: any(scene.tasks), PLAN_TIMEOUT_S, "the first plan's task")
+    planned = node.plans["planned"]
+    _, _, stop = send(ros, "STOP, stop now!")  # send() asserts that the goal is accepted
+    wait_for(lambda: scene.tasks[-1] == "", 10, "the arm stopped (an empty instruction)")
+    result = result_of(stop, 30).result
+    assert json.loads(result.plan) == {"steps": [{"tool": "stop", "args": {}}]}
+    assert result.success, result.reason
+    assert result_of(first, 30).result.outcome == "preempted"
+    assert node.plans["planned"] == planned  # the model was not asked
+
+
 def test_hostile_messages_are_dropped_and_the_planner_goes_on(ros, planner, scene):
     node = planner()
     qos = load_qos_config()
