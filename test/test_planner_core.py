@@ -778,6 +778,7 @@ def test_a_request_that_only_says_stop_needs_no_model(request_text):
 )
 def test_a_request_that_asks_for_more_than_stopping_goes_to_the_model(request_text):
     assert not is_stop_request(request_text)
+    assert not is_stop_request("stop " * 1_000_000)  # too long to be a stop command: not read
 
 
 def test_an_accepted_arm_instruction_is_written_as_the_policy_was_trained():
