@@ -12,13 +12,18 @@ device index; it runs on the process's current CUDA device.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from planner_node.llm import BackendUnavailable, Generated, GenerationCancelled, ModelConfig, PlanModel
+from planner_node.llm import (
+    BackendUnavailable,
+    Generated,
+    GenerationCancelled,
+    ModelConfig,
+    PlanModel,
+    Request,
+)
 
 INSTALL_HINT = (
     "install it with `pip install --no-deps tensorrt-edgellm==0.11.0` (requirements/no-deps.txt) on a "
@@ -39,13 +44,8 @@ class EdgeLlmModel(PlanModel):
         self._sampling_params = sampling_params
         self._config = config
 
-    def _generate(
-        self,
-        messages: list[dict[str, str]],
-        schema: Mapping[str, Any] | None,
-        cancel: threading.Event,
-        on_token: Callable[[str], None],
-    ) -> Generated:
+    def _generate(self, request: Request) -> Generated:
+        schema = request.schema
         params = self._sampling_params(
             temperature=0.0,
             top_k=1,
@@ -57,10 +57,10 @@ class EdgeLlmModel(PlanModel):
         first = None
         pieces: list[str] = []
         prompt_tokens = completion_tokens = 0
-        stream = self._runtime.generate_stream(messages, params)
+        stream = self._runtime.generate_stream(request.messages, params)
         try:
             for delta in stream:
-                if cancel.is_set():
+                if request.cancel.is_set():
                     raise GenerationCancelled(f"{self.name}: cancelled after {completion_tokens} tokens")
                 if delta.token_ids and first is None:
                     first = time.perf_counter()
@@ -68,7 +68,7 @@ class EdgeLlmModel(PlanModel):
                 prompt_tokens = delta.prompt_tokens or prompt_tokens
                 pieces.append(delta.text)
                 if delta.text:
-                    on_token(delta.text)
+                    request.on_token(delta.text)
         finally:
             stream.close()  # cancels the request in the runtime unless it finished
         return Generated("".join(pieces), prompt_tokens, completion_tokens, first)

@@ -14,11 +14,17 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from planner_node.llm import BackendUnavailable, Generated, GenerationCancelled, ModelConfig, PlanModel
+from planner_node.llm import (
+    BackendUnavailable,
+    Generated,
+    GenerationCancelled,
+    ModelConfig,
+    PlanModel,
+    Request,
+)
 
 #: Prompt tokens evaluated between two looks at `cancel`.
 PREFILL_CHUNK = 128
@@ -37,27 +43,22 @@ class LlamaCppModel(PlanModel):
         self._formatter = formatter
         self._max_tokens = max_tokens
 
-    def _generate(
-        self,
-        messages: list[dict[str, str]],
-        schema: Mapping[str, Any] | None,
-        cancel: threading.Event,
-        on_token: Callable[[str], None],
-    ) -> Generated:
+    def _generate(self, request: Request) -> Generated:
         from llama_cpp import LlamaGrammar, StoppingCriteriaList
 
         llama = self._runtime
-        prompt = self._formatter(messages=messages)
+        prompt = self._formatter(messages=request.messages)
         tokens = llama.tokenize(prompt.prompt.encode(), add_bos=not prompt.added_special, special=True)
         if len(tokens) >= llama.n_ctx():
             raise ValueError(f"{self.name}: a prompt of {len(tokens)} tokens does not fit context_tokens")
-        self._prefill(tokens[:-1], cancel)  # generate() evaluates the last token and samples
+        self._prefill(tokens[:-1], request.cancel)  # generate() evaluates the last token and samples
+        schema = request.schema
         grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False) if schema else None
         sampled: list[float] = []
 
         def stop_or_count(_ids: Any, _logits: Any) -> bool:
             sampled.append(time.perf_counter())
-            return cancel.is_set()
+            return request.cancel.is_set()
 
         stream = llama.create_completion(
             tokens,
@@ -73,8 +74,8 @@ class LlamaCppModel(PlanModel):
             piece = chunk["choices"][0]["text"]
             pieces.append(piece)
             if piece:
-                on_token(piece)
-        if cancel.is_set():
+                request.on_token(piece)
+        if request.cancel.is_set():
             raise GenerationCancelled(f"{self.name}: cancelled after {len(sampled)} tokens")
         return Generated("".join(pieces), len(tokens), len(sampled), sampled[0] if sampled else None)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,16 @@ class Completion:
 
 
 @dataclass(frozen=True)
+class Request:
+    """One call of `complete`, as a backend's `_generate` gets it (defaults filled in)."""
+
+    messages: list[dict[str, str]]
+    schema: Mapping[str, Any] | None
+    cancel: threading.Event
+    on_token: Callable[[str], None]
+
+
+@dataclass(frozen=True)
 class Generated:
     """What a backend's `_generate` returns; `first_token_at` is a `time.perf_counter()` reading."""
 
@@ -84,7 +95,7 @@ class Generated:
     first_token_at: float | None
 
 
-class PlanModel:
+class PlanModel(ABC):
     """A loaded model. `complete` blocks (call it off the ROS executor thread) and is not re-entrant:
     one request at a time per model. A backend subclasses this and writes `_generate` and `_release`;
     the closed check, the timing and the idempotent close are here."""
@@ -107,7 +118,7 @@ class PlanModel:
             raise RuntimeError(f"{self.name} is closed")
         start = time.perf_counter()
         out = self._generate(
-            [dict(m) for m in messages], schema, cancel or threading.Event(), on_token or _ignore
+            Request([dict(m) for m in messages], schema, cancel or threading.Event(), on_token or _ignore)
         )
         end = time.perf_counter()
         return Completion(
@@ -124,17 +135,13 @@ class PlanModel:
             runtime, self._runtime = self._runtime, None
             self._release(runtime)
 
-    def _generate(
-        self,
-        messages: list[dict[str, str]],
-        schema: Mapping[str, Any] | None,
-        cancel: threading.Event,
-        on_token: Callable[[str], None],
-    ) -> Generated:
-        raise NotImplementedError
+    @abstractmethod
+    def _generate(self, request: Request) -> Generated:
+        """The backend's answer to `request`, with the runtime in `self._runtime`."""
 
+    @abstractmethod
     def _release(self, runtime: Any) -> None:
-        raise NotImplementedError
+        """Free `runtime` (called once, by close)."""
 
 
 def _ignore(_piece: str) -> None:

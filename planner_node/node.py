@@ -102,6 +102,10 @@ class _Job:
     started: float = field(default_factory=time.monotonic)
     warm_up: bool = False  # only fill the model's prompt cache
     notices: list[str] = field(default_factory=list)  # said while planning, before the plan's steps
+    stop_only: bool = field(init=False)  # the request only says stop: no model, never refused
+
+    def __post_init__(self) -> None:
+        self.stop_only = is_stop_request(self.request)
 
 
 class PlannerNode(ManagedNode):
@@ -312,10 +316,11 @@ class PlannerNode(ManagedNode):
         request = bounded_text(msg.data, "instruction", MAX_REQUEST_MESSAGE_CHARS)
         if not request.strip():
             raise InvalidMessageError("empty instruction")
-        if not self._param("preempt") and self._busy() and not is_stop_request(request):
+        job = _Job(request)
+        if not self._param("preempt") and self._busy() and not job.stop_only:
             self.get_logger().warning(f"busy with a request: {request[:80]!r} dropped (preempt is false)")
             return
-        self._start(_Job(request))
+        self._start(job)
 
     # -- the action ---------------------------------------------------------------------------------
     def _on_goal(self, goal_request: Any) -> GoalResponse:
@@ -379,7 +384,7 @@ class PlannerNode(ManagedNode):
                 )
                 self._worker.start()
             self._wake.notify()
-        if is_stop_request(job.request):  # after the running request was cancelled, so it ends quietly
+        if job.stop_only:  # after the running request was cancelled, so it ends quietly
             self.get_logger().info(f"stop request {job.request[:80]!r}: the arm is stopped now")
             _RosRobot(self).stop()
         if replaced is not None:
@@ -465,7 +470,7 @@ class PlannerNode(ManagedNode):
         self._feedback(job, "planning", -1, "")
         if job.cancel.is_set():
             return self._cancelled(job, "cancelled before planning")
-        if is_stop_request(job.request):
+        if job.stop_only:
             job.plan = STOP_PLAN  # no model: _start has stopped the arm, the plan reports it
         else:
             job.plan = self._plan_with_context(job, robot)

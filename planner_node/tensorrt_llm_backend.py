@@ -9,13 +9,18 @@ synchronously); `cancel` is looked at on every streamed step and aborts the requ
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from planner_node.llm import BackendUnavailable, Generated, GenerationCancelled, ModelConfig, PlanModel
+from planner_node.llm import (
+    BackendUnavailable,
+    Generated,
+    GenerationCancelled,
+    ModelConfig,
+    PlanModel,
+    Request,
+)
 
 INSTALL_HINT = (
     "TensorRT-LLM is not installed; it needs an NVIDIA GPU with CUDA and installs from NVIDIA's index "
@@ -33,15 +38,11 @@ class TensorRtLlmModel(PlanModel):
         self._guided_decoding_params = guide
         self._config = config
 
-    def _generate(
-        self,
-        messages: list[dict[str, str]],
-        schema: Mapping[str, Any] | None,
-        cancel: threading.Event,
-        on_token: Callable[[str], None],
-    ) -> Generated:
-        llm = self._runtime
-        prompt = llm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    def _generate(self, request: Request) -> Generated:
+        llm, schema = self._runtime, request.schema
+        prompt = llm.tokenizer.apply_chat_template(
+            request.messages, tokenize=False, add_generation_prompt=True
+        )
         params = self._sampling_params(
             max_tokens=self._config.max_tokens,
             temperature=0.0,
@@ -52,7 +53,7 @@ class TensorRtLlmModel(PlanModel):
         result = llm.generate_async(prompt, params, streaming=True)
         first = None
         for step in result:
-            if cancel.is_set():
+            if request.cancel.is_set():
                 result.abort()
                 raise GenerationCancelled(
                     f"{self.name}: cancelled after {len(step.outputs[0].token_ids)} tokens"
@@ -61,7 +62,7 @@ class TensorRtLlmModel(PlanModel):
             if output.token_ids and first is None:
                 first = time.perf_counter()
             if output.text_diff:
-                on_token(output.text_diff)
+                request.on_token(output.text_diff)
         output = result.outputs[0]
         return Generated(output.text, len(result.prompt_token_ids), len(output.token_ids), first)
 
